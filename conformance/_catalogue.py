@@ -1,0 +1,120 @@
+"""The requirement catalogue: data files in ``conformance/catalogue/``, one per area.
+
+A matrix row is a requirement, never a pytest node id: ids are stable, dotted and
+area-first (``http.scope.path-decoded``), so reports from different suite versions
+and from parallel runs line up.  The catalogue is loaded from TOML so that it can
+be read, reviewed and rendered without importing any check.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from conformance._verdicts import Level
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+__all__ = ["Requirement", "catalogue", "requirement"]
+
+#: Where the spec documents live, by the short names the catalogue uses.
+SPEC_DOCUMENTS: Mapping[str, str] = {
+    "asgi": "https://asgi.readthedocs.io/en/latest/specs/main.html",
+    "www": "https://asgi.readthedocs.io/en/latest/specs/www.html",
+    "lifespan": "https://asgi.readthedocs.io/en/latest/specs/lifespan.html",
+    "tls": "https://asgi.readthedocs.io/en/latest/specs/tls.html",
+    "ext": "https://asgi.readthedocs.io/en/latest/extensions.html",
+}
+
+_ID = re.compile(r"^[a-z0-9]+(\.[a-z0-9][a-z0-9.-]*)+$")
+_FIELDS = ("id", "title", "spec", "section", "level", "since", "rationale")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One thing the spec asks of a server, as the matrix shows it."""
+
+    id: str
+    title: str
+    spec: str
+    section: str
+    level: Level
+    since: str
+    rationale: str
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def url(self) -> str:
+        """A link to the section, built the way Sphinx builds its anchors."""
+        anchor = re.sub(r"[^a-z0-9]+", "-", self.section.lower()).strip("-")
+        return f"{SPEC_DOCUMENTS[self.spec]}#{anchor}"
+
+    @property
+    def citation(self) -> str:
+        return f"{self.spec}.rst \u00a7{self.section}"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["level"] = self.level.value
+        data["url"] = self.url
+        return data
+
+
+def _parse(entry: Mapping[str, Any], source: str) -> Requirement:
+    missing = [name for name in _FIELDS if name not in entry]
+    unknown = sorted(set(entry) - set(_FIELDS))
+    if missing or unknown:
+        raise ValueError(
+            f"{source}: requirement {entry.get('id')!r}: missing {missing}, unknown {unknown}"
+        )
+    if not _ID.match(entry["id"]):
+        raise ValueError(f"{source}: {entry['id']!r} is not a dotted, lower-case, area-first id")
+    if entry["spec"] not in SPEC_DOCUMENTS:
+        raise ValueError(f"{source}: {entry['id']}: unknown spec document {entry['spec']!r}")
+    return Requirement(
+        id=entry["id"],
+        title=entry["title"],
+        spec=entry["spec"],
+        section=entry["section"],
+        level=Level(entry["level"]),
+        since=str(entry["since"]),
+        rationale=entry["rationale"],
+    )
+
+
+@cache
+def catalogue() -> Mapping[str, Requirement]:
+    """Every requirement, keyed by id, in file order (areas sorted by file name)."""
+    found: dict[str, Requirement] = {}
+    folder = resources.files("conformance") / "catalogue"
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not item.name.endswith(".toml"):
+            continue
+        data = tomllib.loads(item.read_text(encoding="utf-8"))
+        for entry in data.get("requirement", []):
+            req = _parse(entry, item.name)
+            if req.id in found:
+                raise ValueError(f"{item.name}: requirement {req.id!r} is declared twice")
+            found[req.id] = req
+    return found
+
+
+def requirement(requirement_id: str) -> Requirement:
+    """Look one requirement up; an unknown id is a bug in a check, said plainly."""
+    try:
+        return catalogue()[requirement_id]
+    except KeyError:
+        raise KeyError(f"no requirement {requirement_id!r} in the catalogue") from None

@@ -1,0 +1,244 @@
+"""The compliance matrix: requirement x server, built from test reports.
+
+Rows are catalogue requirement ids, never pytest node ids (those depend on where
+the package is installed).  The builder runs on the pytest controller and folds
+every report it is given, local or replayed from an xdist worker, so the matrix
+is the same serially and in parallel.  Several checks may judge one requirement;
+the worst verdict stands for the cell, and its detail lists what each found.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance._catalogue import catalogue
+from conformance._verdicts import Verdict
+
+
+__all__ = ["SCHEMA_VERSION", "MatrixBuilder", "load_matrix", "write_matrix"]
+
+SCHEMA_VERSION = 1
+#: How a verdict is drawn in a one-character cell.
+SYMBOLS: Mapping[str, str] = {
+    "pass": "✓",
+    "fail": "✗",
+    "warn": "!",
+    "unsupported": "-",
+    "info": "i",
+    "error": "E",
+}
+VERDICT_ORDER = ("pass", "fail", "warn", "unsupported", "info", "error")
+
+
+@dataclass
+class _Cell:
+    verdict: Verdict = Verdict.PASS
+    findings: list[tuple[Verdict, str, str]] = field(default_factory=list)
+    log: str = ""
+
+    def add(self, verdict: Verdict, detail: str, check: str, log: str) -> None:
+        if not self.findings or verdict.severity > self.verdict.severity:
+            self.verdict = verdict
+        self.findings.append((verdict, check, detail))
+        if log and verdict.severity >= Verdict.WARN.severity:
+            self.log = log
+
+    def to_json(self) -> dict[str, Any]:
+        # The worst findings first: they explain the verdict.
+        ordered = sorted(self.findings, key=lambda f: -f[0].severity)
+        lines = []
+        for verdict, check, detail in ordered:
+            if detail and (verdict is self.verdict or verdict.severity >= Verdict.WARN.severity):
+                lines.append(f"[{check}] {detail}" if len(ordered) > 1 else detail)
+        result: dict[str, Any] = {
+            "verdict": self.verdict.value,
+            "detail": "\n".join(dict.fromkeys(lines)),
+            "checks": [
+                {"check": check, "verdict": verdict.value, "detail": detail}
+                for verdict, check, detail in self.findings
+            ],
+        }
+        if self.log:
+            result["log"] = self.log
+        return result
+
+
+class MatrixBuilder:
+    """Folds per-check results into cells, in the order servers and rows were first seen."""
+
+    def __init__(self, suite_version: str) -> None:
+        self.suite_version = suite_version
+        self.servers: dict[str, dict[str, Any]] = {}
+        self.cells: dict[str, dict[str, _Cell]] = {}
+        self.partial = False
+        self.notes: list[str] = []
+
+    def add_server(self, name: str, info: Mapping[str, Any]) -> None:
+        current = self.servers.setdefault(name, {})
+        current.update(info)
+        self.cells.setdefault(name, {})
+
+    def add_result(
+        self,
+        *,
+        target: str,
+        requirement: str,
+        verdict: Verdict,
+        detail: str,
+        check: str,
+        log: str = "",
+    ) -> None:
+        self.servers.setdefault(target, {"name": target})
+        row = self.cells.setdefault(target, {})
+        row.setdefault(requirement, _Cell()).add(verdict, detail, check, log)
+
+    def build(self) -> dict[str, Any]:
+        known = catalogue()
+        used = {req for row in self.cells.values() for req in row}
+        ordered_ids = [rid for rid in known if rid in used] + sorted(used - set(known))
+        results = {
+            target: {rid: row[rid].to_json() for rid in ordered_ids if rid in row}
+            for target, row in self.cells.items()
+        }
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "generated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            ),
+            "suite_version": self.suite_version,
+            "partial": self.partial,
+            "notes": self.notes,
+            "servers": self.servers,
+            "checks": {rid: known[rid].to_json() for rid in ordered_ids if rid in known},
+            "results": results,
+        }
+
+
+def counts(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    tally = dict.fromkeys(VERDICT_ORDER, 0)
+    for cell in results.values():
+        tally[cell["verdict"]] = tally.get(cell["verdict"], 0) + 1
+    return tally
+
+
+def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
+    """A compact table: one symbol a cell, then the verdict counts per server."""
+    servers = list(matrix["results"])
+    if not servers:
+        return []
+    rows = list(matrix["checks"]) + [
+        rid for r in matrix["results"].values() for rid in r if rid not in matrix["checks"]
+    ]
+    rows = list(dict.fromkeys(rows))
+    col = max(3, min(11, max(len(s) for s in servers)))
+    id_width = max(12, min(max(len(r) for r in rows), width - 1 - len(servers) * (col + 1)))
+    header = " " * id_width + "".join(" " + _fit(s, col).center(col) for s in servers)
+    lines = [header.rstrip()]
+    for rid in rows:
+        cells = []
+        for server in servers:
+            cell = matrix["results"][server].get(rid)
+            cells.append(" " + (SYMBOLS[cell["verdict"]] if cell else " ").center(col))
+        lines.append((_fit(rid, id_width).ljust(id_width) + "".join(cells)).rstrip())
+    lines.append("")
+    legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
+    lines.append(f"legend: {legend}")
+    for server in servers:
+        tally = counts(matrix["results"][server])
+        version = matrix["servers"].get(server, {}).get("version", "?")
+        summary = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
+        lines.append(f"{server} {version}: {summary}")
+    return lines
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _md(text: str) -> str:
+    """Escape a value for a Markdown table cell: server-sent text must not break the table."""
+    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    out = out.replace("`", "\\`").replace("*", "\\*").replace("_", "\\_").replace("[", "\\[")
+    return " ".join(out.splitlines())
+
+
+def render_markdown(matrix: Mapping[str, Any]) -> str:
+    servers = list(matrix["results"])
+    lines = ["# ASGI conformance matrix", ""]
+    lines.append(
+        f"Suite {matrix['suite_version']}, generated {matrix['generated_at']}"
+        + (" — **partial run (interrupted)**" if matrix.get("partial") else "")
+        + "."
+    )
+    lines.append("")
+    lines.append("| server | version | command |")
+    lines.append("|---|---|---|")
+    for name in servers:
+        info = matrix["servers"].get(name, {})
+        lines.append(
+            f"| {_md(name)} | {_md(str(info.get('version', '?')))} | `{_md(str(info.get('command', '')))}` |"
+        )
+    lines.append("")
+    legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
+    lines.append(f"Legend: {legend}.")
+    lines.append("")
+    lines.append("| requirement | level | " + " | ".join(_md(s) for s in servers) + " |")
+    lines.append("|---|---|" + "---|" * len(servers))
+    for rid, entry in matrix["checks"].items():
+        cells = []
+        for server in servers:
+            cell = matrix["results"][server].get(rid)
+            cells.append(f"{SYMBOLS[cell['verdict']]} {cell['verdict']}" if cell else "")
+        title = f"[`{rid}`]({entry['url']}) {_md(entry['title'])}"
+        lines.append(f"| {title} | {entry['level']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("## Findings")
+    lines.append("")
+    for server in servers:
+        findings = [
+            (rid, cell)
+            for rid, cell in matrix["results"][server].items()
+            if cell["verdict"] in ("fail", "warn", "error", "info", "unsupported")
+            and cell["detail"]
+        ]
+        if not findings:
+            continue
+        lines.append(f"### {_md(server)}")
+        lines.append("")
+        for rid, cell in findings:
+            lines.append(f"- **{cell['verdict']}** `{rid}`: {_md(cell['detail'])}")
+        lines.append("")
+    tallies = []
+    for server in servers:
+        tally = counts(matrix["results"][server])
+        tallies.append(f"- {_md(server)}: " + ", ".join(f"{n} {v}" for v, n in tally.items() if n))
+    lines.append("## Counts")
+    lines.append("")
+    lines.extend(tallies)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_matrix(matrix: Mapping[str, Any], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "matrix.json"
+    md_path = directory / "matrix.md"
+    json_path.write_text(json.dumps(matrix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(matrix), encoding="utf-8")
+    return [json_path, md_path]
+
+
+def load_matrix(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def iter_cells(matrix: Mapping[str, Any]) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
+    for server, row in matrix["results"].items():
+        for rid, cell in row.items():
+            yield server, rid, cell

@@ -1,0 +1,134 @@
+"""Mapping a check's outcome onto a verdict and onto pytest's report.
+
+The verdict table lives in :mod:`conformance._verdicts`; this module applies it
+to a pytest report.  What a server author's CI sees:
+
+* ``fail`` is a failed test (the server breaks a MUST);
+* ``warn`` is shown as an expected failure (``W``), a failure under ``--asgi-strict``;
+* ``unsupported`` is a skip, ``info`` a pass (``i``);
+* ``error`` is a test error: the harness could not judge, never a conformance failure.
+
+Every report carries ``asgi.*`` user properties (plain values, so they survive
+xdist's serialisation) from which the controller builds the matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance._catalogue import requirement
+from conformance._probe import Probe, ServerUnderTest
+from conformance._verdicts import Verdict, verdict_for
+
+
+__all__ = ["judge_report"]
+
+_DETAIL_LIMIT = 2000
+
+
+def _first_lines(text: str, limit: int = _DETAIL_LIMIT) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _log_excerpt(item: pytest.Item) -> str:
+    probe = item.funcargs.get("asgi") if hasattr(item, "funcargs") else None
+    server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None
+    if not isinstance(server, ServerUnderTest):
+        return ""
+    offsets = probe.log_offsets if isinstance(probe, Probe) else {}
+    parts = []
+    for instance in server.instances():
+        text = instance.log_since(offsets.get(instance.pid or -1, 0))
+        if text.strip():
+            parts.append(f"[{instance.target.name} pid {instance.pid}]\n{text.rstrip()}")
+    return "\n".join(parts)
+
+
+def judge_report(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, *, strict: bool
+) -> None:
+    marker = item.get_closest_marker("asgi_requirement")
+    assert marker is not None
+    req = requirement(str(marker.args[0]))
+    target = getattr(item, "callspec", None)
+    target_name = str(target.params.get("asgi_server", "?")) if target else "?"
+    excinfo = call.excinfo
+    if report.when in ("setup", "teardown"):
+        if report.passed:
+            return
+        if report.skipped:
+            verdict = Verdict.UNSUPPORTED
+            detail = _skip_reason(report)
+        else:
+            verdict = Verdict.ERROR
+            detail = f"harness error in {report.when}: " + (
+                _first_lines(str(excinfo.value)) if excinfo else "unknown"
+            )
+    else:
+        verdict, detail = _judge_call(item, excinfo, req.level)
+    log = _log_excerpt(item) if verdict.severity >= Verdict.WARN.severity else ""
+    report.user_properties.extend(
+        [
+            ("asgi.requirement", req.id),
+            ("asgi.target", target_name),
+            ("asgi.verdict", verdict.value),
+            ("asgi.detail", detail),
+            ("asgi.check", item.name.split("[", 1)[0]),
+            ("asgi.log", log),
+        ]
+    )
+    server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None
+    if isinstance(server, ServerUnderTest):
+        info: dict[str, Any] = server.target.describe()
+        main = server.instances()[0] if server.instances() else None
+        if main is not None:
+            info["command"] = " ".join(main.command)
+        report.user_properties.append(("asgi.server", info))
+    if report.when != "call":
+        return
+    where = f"{req.id} ({req.level.value}, {req.citation}) {req.url}"
+    if verdict is Verdict.PASS or verdict is Verdict.INFO:
+        report.outcome = "passed"
+        report.longrepr = None
+    elif verdict is Verdict.UNSUPPORTED:
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"unsupported: {detail}")
+    elif verdict is Verdict.WARN and not strict:
+        report.outcome = "skipped"
+        report.wasxfail = f"{req.level.value} not met ({req.id}): {detail}"
+        report.longrepr = None
+    else:
+        report.outcome = "failed"
+        report.sections.append(("ASGI requirement", where + "\n" + detail))
+        if log:
+            report.sections.append((f"server log ({target_name})", log))
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _judge_call(
+    item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException] | None, level: Any
+) -> tuple[Verdict, str]:
+    probe = getattr(item, "funcargs", {}).get("asgi")
+    notes = "; ".join(probe.notes) if isinstance(probe, Probe) else ""
+    if excinfo is None:
+        return verdict_for(level, None), _first_lines(notes)
+    if excinfo.errisinstance(pytest.skip.Exception):
+        return Verdict.UNSUPPORTED, _first_lines(
+            str(excinfo.value.msg if hasattr(excinfo.value, "msg") else excinfo.value)
+        )
+    verdict = verdict_for(level, excinfo.type)
+    message = str(excinfo.value) or excinfo.typename
+    if verdict is Verdict.ERROR:
+        message = f"harness error: {excinfo.typename}: {message}"
+    elif verdict is Verdict.INFO and notes:
+        message = f"{notes}; {message}"
+    return verdict, _first_lines(message)

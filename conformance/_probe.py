@@ -1,0 +1,200 @@
+"""What a check holds: the server under test, and a probe session for one check.
+
+:class:`ServerUnderTest` owns every instance of one target (the main one, and
+ones started on demand with another :class:`LaunchConfig`, such as a root path
+or the legacy app) and stops them all when the target's checks are done.
+
+:class:`Probe` is handed to each check.  It sends requests over a transport with
+the probe headers added, fetches what the probe app observed through the side
+channel, and keeps the evidence the matrix shows for the check.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
+from conformance._profiles import Target
+from conformance._sidechannel import Observation, SideChannel
+from conformance._timing import units
+from conformance._verdicts import ConformanceFailure, Unsupported
+from conformance.clients import Request, Response, transport
+
+
+__all__ = ["Exchange", "Probe", "ServerUnderTest", "expect"]
+
+_rids = itertools.count(1)
+
+
+class ServerUnderTest:
+    """Every running instance of one target, by launch configuration."""
+
+    def __init__(self, target: Target, channel: SideChannel, log_dir: Path) -> None:
+        self.target = target
+        self.channel = channel
+        self.log_dir = log_dir
+        self._instances: dict[str, ServerProcess] = {}
+        self._failed: dict[str, ServerStartError] = {}
+
+    @property
+    def main(self) -> ServerProcess:
+        return self.instance(LaunchConfig())
+
+    def instance(self, config: LaunchConfig) -> ServerProcess:
+        """The instance for ``config``, started on first use (a start failure is remembered)."""
+        if config.key in self._failed:
+            raise self._failed[config.key]
+        if config.key not in self._instances:
+            server = ServerProcess(self.target, config, self.channel.path, self.log_dir)
+            try:
+                server.start()
+            except ServerStartError as exc:
+                tail = server.log_tail()
+                error = ServerStartError(
+                    f"{self.target.name}: {exc}\n--- server log tail ---\n{tail}"
+                )
+                self._failed[config.key] = error
+                raise error from None
+            self._instances[config.key] = server
+        return self._instances[config.key]
+
+    def instances(self) -> list[ServerProcess]:
+        return list(self._instances.values())
+
+    def stop(self) -> list[str]:
+        reports = []
+        for server in self._instances.values():
+            reports.append(server.stop(grace=units(3)))
+        self._instances.clear()
+        return reports
+
+
+@dataclass
+class Exchange:
+    """One request sent through the probe, and how to get what the app saw."""
+
+    rid: str
+    request: Request
+    response: Response
+    channel: SideChannel
+
+    def observations(
+        self, kind: str, count: int = 1, timeout: float | None = None
+    ) -> list[Observation]:
+        return self.channel.wait_for(
+            self.rid, kind, units(5) if timeout is None else timeout, count
+        )
+
+    def app_scope(self) -> dict[str, Any]:
+        """The scope the app was called with; a failure if the app was never called."""
+        calls = self.observations("call")
+        if not calls:
+            raise ConformanceFailure(
+                f"the probe app was never called for {describe_request(self.request)}; "
+                f"the server answered {self.response.status} {self.response.body[:200]!r}"
+            )
+        scope: dict[str, Any] = calls[0]["scope"]
+        return scope
+
+
+@dataclass
+class Probe:
+    """A check's handle on the server: requests in, observations and evidence out."""
+
+    server: ServerUnderTest
+    notes: list[str] = field(default_factory=list)
+    log_offsets: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for instance in self.server.instances():
+            if instance.pid is not None:
+                self.log_offsets[instance.pid] = instance.log_size()
+
+    @property
+    def target(self) -> Target:
+        return self.server.target
+
+    def new_rid(self) -> str:
+        return f"{os.getpid()}-{next(_rids)}"
+
+    def observe(self, note: str) -> None:
+        """Record evidence for the matrix's ``detail`` (what was seen when the check passed)."""
+        self.notes.append(note)
+
+    def instance(self, config: LaunchConfig | None = None) -> ServerProcess:
+        server = self.server.instance(config or LaunchConfig())
+        if server.pid is not None:
+            self.log_offsets.setdefault(server.pid, 0)
+        return server
+
+    def probe_headers(
+        self, rid: str, behaviour: str, args: Mapping[str, str] | None = None
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [(b"x-probe", behaviour.encode()), (b"x-probe-rid", rid.encode())]
+        for name, value in (args or {}).items():
+            headers.append((b"x-probe-" + name.encode(), value.encode()))
+        return headers
+
+    async def send(
+        self,
+        *,
+        method: bytes = b"GET",
+        target: bytes = b"/",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+        http_version: str = "1.1",
+        behaviour: str = "echo",
+        args: Mapping[str, str] | None = None,
+        via: str = "http/1.1",
+        config: LaunchConfig | None = None,
+        timeout: float | None = None,
+    ) -> Exchange:
+        """Send one request with the probe headers first, then ``headers`` as given."""
+        rid = self.new_rid()
+        # Starting an instance blocks while it boots: keep the event loop free.
+        server = await anyio.to_thread.run_sync(self.instance, config)
+        request = Request(
+            method=method,
+            target=target,
+            headers=[*self.probe_headers(rid, behaviour, args), *headers],
+            body=body,
+            http_version=http_version,
+        )
+        response = await transport(via, server.host, server.port).request(
+            request, timeout=units(5) if timeout is None else timeout
+        )
+        return Exchange(rid, request, response, self.server.channel)
+
+    async def scope_of(self, **kwargs: Any) -> dict[str, Any]:
+        """Send a request and return the scope the app saw for it."""
+        exchange = await self.send(**kwargs)
+        return exchange.app_scope()
+
+    def require_offer(self, feature: str) -> None:
+        """Mark the check ``unsupported`` unless the profile claims ``feature``."""
+        profile = self.target.profile
+        offered = {
+            "root_path": profile.root_path_args is not None,
+            "lifespan": profile.lifespan,
+        }.get(feature, feature in profile.protocols or feature in profile.extensions)
+        if not offered:
+            raise Unsupported(f"{self.target.name} does not offer {feature} (per its profile)")
+
+
+def describe_request(request: Request) -> str:
+    return f"{request.method.decode('latin-1')} {request.target!r} HTTP/{request.http_version}"
+
+
+def expect(ok: bool, *, sent: str, expected: str, observed: str) -> None:
+    """Raise a :class:`ConformanceFailure` that says what was sent, expected and observed."""
+    __tracebackhide__ = True
+    if not ok:
+        raise ConformanceFailure(f"sent {sent}; expected {expected}; observed {observed}")

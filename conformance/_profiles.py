@@ -1,0 +1,286 @@
+"""Server profiles: how to start a server, and what it says it offers.
+
+A profile is a declarative TOML file (``servers/*.toml`` in the repository,
+shipped inside the wheel).  It gives the command template, the distribution to
+read the version from, the options that configure a root path or a legacy app,
+and what the server *claims* (protocols, lifespan, extensions): a check of an
+optional feature reports ``unsupported`` where the claim is absent.
+
+Named *variants* (uvicorn's HTTP parsers, an event loop, a protocol option) are
+extra arguments; each variant is its own matrix column, ``uvicorn:h11``, so a
+configuration is a column rather than a rerun.
+
+Any other server is served by a command template on the command line,
+``NAME=COMMAND ... {host} {port} {app}``, or by a path to a profile file.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+__all__ = [
+    "Profile",
+    "ProfileError",
+    "Target",
+    "builtin_profiles",
+    "load_profile",
+    "resolve_targets",
+]
+
+#: Placeholders a command template may use.
+PLACEHOLDERS = frozenset({"host", "port", "fd", "app", "python"})
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+class ProfileError(ValueError):
+    """A server selection or profile the suite cannot use; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One server, as a profile file declares it."""
+
+    name: str
+    command: tuple[str, ...]
+    summary: str = ""
+    package: str | None = None
+    protocols: tuple[str, ...] = ("http/1.0", "http/1.1")
+    lifespan: bool = False
+    extensions: tuple[str, ...] = ()
+    root_path_args: tuple[str, ...] | None = None
+    asgi2_args: tuple[str, ...] | None = None
+    variants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    variant_summaries: Mapping[str, str] = field(default_factory=dict)
+    source: str = "<builtin>"
+
+    @property
+    def binds_fd(self) -> bool:
+        return any("{fd}" in part for part in self.command)
+
+    def version(self) -> str:
+        if not self.package:
+            return "unknown"
+        try:
+            return metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A matrix column: a profile, possibly with one variant's extra arguments."""
+
+    profile: Profile
+    variant: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.profile.name if self.variant is None else f"{self.profile.name}:{self.variant}"
+
+    @property
+    def extra_args(self) -> tuple[str, ...]:
+        return () if self.variant is None else self.profile.variants[self.variant]
+
+    def describe(self) -> dict[str, Any]:
+        """The ``servers`` entry of the matrix."""
+        return {
+            "name": self.name,
+            "profile": self.profile.name,
+            "variant": self.variant,
+            "version": self.profile.version(),
+            "command": shlex.join(self.command_template()),
+            "protocol": "http/1.1",
+            "offers": {
+                "protocols": list(self.profile.protocols),
+                "lifespan": self.profile.lifespan,
+                "extensions": list(self.profile.extensions),
+            },
+        }
+
+    def command_template(self) -> list[str]:
+        return [*self.profile.command, *self.extra_args]
+
+
+def _check_template(parts: Sequence[str], source: str) -> None:
+    fields: set[str] = set()
+    for part in parts:
+        try:
+            parsed = list(string.Formatter().parse(part))
+        except ValueError as exc:
+            raise ProfileError(f"{source}: bad command template {part!r}: {exc}") from None
+        fields.update(name for _, name, _, _ in parsed if name is not None)
+    unknown = sorted(fields - PLACEHOLDERS - {"root_path"})
+    if unknown:
+        raise ProfileError(
+            f"{source}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} "
+            f"in the command template; known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+        )
+    if "app" not in fields:
+        raise ProfileError(f"{source}: the command template has no {{app}} placeholder")
+    if not fields & {"port", "fd"}:
+        raise ProfileError(
+            f"{source}: the command template needs {{port}} or {{fd}} to bind the server"
+        )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProfileError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
+    """Build a profile from parsed TOML, with one-line errors naming the file."""
+    try:
+        name = data["name"]
+        command = _strings(data["command"], f"{source}: command")
+    except KeyError as exc:
+        raise ProfileError(f"{source}: missing key {exc.args[0]!r}") from None
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ProfileError(f"{source}: bad server name {name!r}")
+    _check_template(command, source)
+    offers = data.get("offers", {})
+    options = data.get("options", {})
+    variants: dict[str, tuple[str, ...]] = {}
+    summaries: dict[str, str] = {}
+    for variant, spec in data.get("variants", {}).items():
+        if not _NAME.match(variant):
+            raise ProfileError(f"{source}: bad variant name {variant!r}")
+        variants[variant] = _strings(spec.get("args", []), f"{source}: variants.{variant}.args")
+        summaries[variant] = str(spec.get("summary", ""))
+    return Profile(
+        name=name,
+        command=command,
+        summary=str(data.get("summary", "")),
+        package=data.get("package"),
+        protocols=_strings(
+            offers.get("protocols", ["http/1.0", "http/1.1"]), f"{source}: offers.protocols"
+        ),
+        lifespan=bool(offers.get("lifespan", False)),
+        extensions=_strings(offers.get("extensions", []), f"{source}: offers.extensions"),
+        root_path_args=_strings(options["root_path"], f"{source}: options.root_path")
+        if "root_path" in options
+        else None,
+        asgi2_args=_strings(options["asgi2"], f"{source}: options.asgi2")
+        if "asgi2" in options
+        else None,
+        variants=variants,
+        variant_summaries=summaries,
+        source=source,
+    )
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"cannot read server profile {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+    return parse_profile(data, str(path))
+
+
+def profiles_dir() -> Path:
+    """Where the shipped profiles are: inside the wheel, or the repository's ``servers/``."""
+    packaged = Path(str(resources.files("conformance"))) / "_data" / "servers"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "servers"
+
+
+def builtin_profiles() -> dict[str, Profile]:
+    found: dict[str, Profile] = {}
+    for path in sorted(profiles_dir().glob("*.toml")):
+        profile = load_profile(path)
+        found[profile.name] = profile
+    return found
+
+
+def _known(profiles: Mapping[str, Profile]) -> str:
+    names = []
+    for profile in profiles.values():
+        names.append(profile.name)
+        names.extend(f"{profile.name}:{v}" for v in profile.variants)
+    return ", ".join(names)
+
+
+def _from_template(selector: str) -> Profile:
+    name, _, template = selector.partition("=")
+    name = name.strip()
+    if not _NAME.match(name):
+        raise ProfileError(f"bad server name {name!r} in --asgi-server {selector!r}")
+    try:
+        parts = shlex.split(template)
+    except ValueError as exc:
+        raise ProfileError(
+            f"--asgi-server {name}: cannot split the command template: {exc}"
+        ) from None
+    if not parts:
+        raise ProfileError(f"--asgi-server {name}: the command template is empty")
+    _check_template(parts, f"--asgi-server {name}")
+    return Profile(name=name, command=tuple(parts), source="<command line>")
+
+
+def resolve_targets(selectors: Sequence[str]) -> list[Target]:
+    """Turn ``--asgi-server`` values into matrix columns, in the order given.
+
+    ``uvicorn``, ``uvicorn:h11``, ``uvicorn:*`` (the default and every variant),
+    ``NAME=COMMAND {host} {port} {app}`` or a path to a ``.toml`` profile.
+    """
+    builtin: dict[str, Profile] | None = None
+    targets: list[Target] = []
+    for selector in selectors:
+        selector = selector.strip()
+        head = selector.split(None, 1)[0] if selector else ""
+        if "=" in head:
+            targets.append(Target(_from_template(selector)))
+            continue
+        if ".toml" in selector:
+            path_part, _, rest = selector.rpartition(".toml")
+            if rest and not rest.startswith(":"):
+                raise ProfileError(
+                    f"cannot read {selector!r}: expected PATH.toml or PATH.toml:VARIANT"
+                )
+            profile = load_profile(Path(path_part + ".toml"))
+            targets.extend(_variants(profile, rest[1:] or None, selector))
+            continue
+        if builtin is None:
+            builtin = builtin_profiles()
+        name, _, variant = selector.partition(":")
+        if name not in builtin:
+            raise ProfileError(
+                f"unknown ASGI server {selector!r}; known: {_known(builtin)}; "
+                "or give NAME='COMMAND {host} {port} {app}' or a profile .toml path"
+            )
+        targets.extend(_variants(builtin[name], variant or None, selector))
+    names = [t.name for t in targets]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ProfileError(f"server selected twice: {', '.join(duplicates)}")
+    return targets
+
+
+def _variants(profile: Profile, variant: str | None, selector: str) -> list[Target]:
+    if variant is None:
+        return [Target(profile)]
+    if variant == "*":
+        return [Target(profile), *(Target(profile, v) for v in profile.variants)]
+    if variant not in profile.variants:
+        known = ", ".join(profile.variants) or "none"
+        raise ProfileError(f"unknown variant {selector!r}; variants of {profile.name}: {known}")
+    return [Target(profile, variant)]

@@ -1,0 +1,70 @@
+"""The controller-side reporter: folds reports into the matrix and writes it once.
+
+Registered only on the controller (never on an xdist worker), so the files are
+written by one process, from every report the run produced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import __version__
+from conformance._fixtures import targets
+from conformance._matrix import MatrixBuilder, render_terminal, write_matrix
+from conformance._verdicts import Verdict
+
+
+__all__ = ["MatrixReporter"]
+
+
+class MatrixReporter:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.builder = MatrixBuilder(__version__)
+        for target in targets(config).values():
+            self.builder.add_server(target.name, target.describe())
+        self.written: list[Path] = []
+        self.matrix: dict[str, Any] | None = None
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = {
+            name: value for name, value in report.user_properties if str(name).startswith("asgi.")
+        }
+        if "asgi.verdict" not in props:
+            return
+        target = str(props["asgi.target"])
+        server = props.get("asgi.server")
+        if isinstance(server, dict):
+            self.builder.add_server(target, server)
+        self.builder.add_result(
+            target=target,
+            requirement=str(props["asgi.requirement"]),
+            verdict=Verdict(props["asgi.verdict"]),
+            detail=str(props.get("asgi.detail", "")),
+            check=str(props.get("asgi.check", "")),
+            log=str(props.get("asgi.log", "")),
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
+            self.builder.partial = True
+            self.builder.notes.append("the run was interrupted: this matrix is partial")
+        self.matrix = self.builder.build()
+        directory = Path(self.config.getoption("--asgi-report"))
+        if not directory.is_absolute():
+            directory = self.config.invocation_params.dir / directory
+        self.written = write_matrix(self.matrix, directory)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.matrix or not self.matrix["results"]:
+            return
+        terminalreporter.section("ASGI conformance matrix")
+        for line in render_terminal(self.matrix):
+            terminalreporter.write_line(line)
+        for path in self.written:
+            terminalreporter.write_line(f"wrote {path}")

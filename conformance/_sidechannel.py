@@ -1,0 +1,115 @@
+"""The test's end of the side channel: what the probe app saw, keyed by request id.
+
+Probe apps run inside the server process, so what only they can observe (the
+scope, every event received and when, whether ``send`` raised) has to cross a
+process boundary.  It comes over a Unix socket the test process listens on,
+independent of the server under test: a server that mangles requests cannot
+mangle the evidence.  Waiting is event-driven (a condition variable), bounded by
+the caller's timeout, never a sleep-and-poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conformance.apps._encoding import decode
+
+
+__all__ = ["Observation", "SideChannel"]
+
+Observation = dict[str, Any]
+
+
+class SideChannel:
+    """Listens for observations from every server process this test process starts."""
+
+    def __init__(self) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="asgi-conf-"))
+        self.path = str(self._dir / "channel.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self.path)
+        self._listener.listen(64)
+        self._records: dict[str, list[Observation]] = defaultdict(list)
+        self._cond = threading.Condition()
+        self._closed = False
+        self._conns: list[socket.socket] = []
+        threading.Thread(target=self._accept_loop, name="asgi-side-channel", daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._read_loop, args=(conn,), daemon=True).start()
+
+    def _read_loop(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(record, dict) or "rid" not in record:
+                    continue
+                record = {
+                    key: (decode(v) if key not in ("rid", "kind") else v)
+                    for key, v in record.items()
+                }
+                with self._cond:
+                    self._records[str(record["rid"])].append(record)
+                    self._cond.notify_all()
+
+    def records(self, rid: str) -> list[Observation]:
+        with self._cond:
+            return list(self._records.get(rid, ()))
+
+    def wait_for(
+        self,
+        rid: str,
+        kind: str,
+        timeout: float,
+        count: int = 1,
+    ) -> list[Observation]:
+        """Up to ``count`` observations of ``kind`` for ``rid``, waiting at most ``timeout``.
+
+        Returns what arrived in time; fewer than ``count`` means the app never got
+        that far, which the caller judges.
+        """
+        return self.wait_until(
+            lambda: [r for r in self._records.get(rid, ()) if r.get("kind") == kind][:count],
+            lambda found: len(found) >= count,
+            timeout,
+        )
+
+    def wait_until(
+        self,
+        collect: Callable[[], list[Observation]],
+        done: Callable[[list[Observation]], bool],
+        timeout: float,
+    ) -> list[Observation]:
+        with self._cond:
+            self._cond.wait_for(lambda: done(collect()), timeout=timeout)
+            return collect()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._listener.close()
+        finally:
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+                self._dir.rmdir()

@@ -1,0 +1,182 @@
+"""HTTP/1.x over a raw socket, with h11 as the strict parser of responses.
+
+The request bytes are written exactly as the check composed them: paths with
+escapes httpx would normalise, obs-text header values, duplicate and mixed-case
+names, HTTP/1.0 request lines.  The response is parsed by h11; what h11 refuses
+is itself a finding and is reported with the bytes received.
+
+h11 tracks both sides of a connection, so before parsing a response we feed its
+client state machine a stand-in request with the same method and keep-alive
+intent as the one sent (HEAD has no response body; ``Connection: close`` ends
+the exchange).  The stand-in's bytes are discarded: only our raw bytes reach the
+socket.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import anyio
+import anyio.abc
+import h11
+
+from conformance.clients._base import (
+    ConnectionClosed,
+    MalformedResponse,
+    Request,
+    Response,
+    ServerTimeout,
+)
+
+
+__all__ = ["HTTP1Transport", "RawHTTP1Connection", "encode_request"]
+
+_READ_SIZE = 65536
+
+
+def encode_request(request: Request) -> bytes:
+    """The request's bytes: request line, headers as given, ``Host`` and length added if absent."""
+    names = {name.lower() for name, _ in request.headers}
+    headers = list(request.headers)
+    if b"host" not in names and request.http_version != "1.0":
+        headers.insert(0, (b"Host", b"localhost"))
+    if request.body and b"content-length" not in names and b"transfer-encoding" not in names:
+        headers.append((b"Content-Length", str(len(request.body)).encode()))
+    lines = [b"%s %s HTTP/%s" % (request.method, request.target, request.http_version.encode())]
+    lines.extend(name + b": " + value for name, value in headers)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + request.body
+
+
+def _wants_close(request: Request) -> bool:
+    for name, value in request.headers:
+        if name.lower() == b"connection":
+            return b"close" in value.lower()
+    return request.http_version == "1.0"
+
+
+class RawHTTP1Connection:
+    """One TCP connection; several requests may be sent on it in turn."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, timeout: float) -> None:
+        self._stream = stream
+        self._timeout = timeout
+        self._h11 = h11.Connection(h11.CLIENT)
+        self.sent = bytearray()
+        self.received = bytearray()
+        self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
+        self.closed_by_peer = False
+
+    @classmethod
+    async def open(cls, host: str, port: int, *, timeout: float) -> RawHTTP1Connection:
+        with anyio.fail_after(timeout):
+            stream = await anyio.connect_tcp(host, port)
+        return cls(stream, timeout)
+
+    async def __aenter__(self) -> RawHTTP1Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.sent += data
+        with anyio.fail_after(self._timeout):
+            await self._stream.send(data)
+
+    async def send(self, request: Request) -> None:
+        """Write the request and prime h11 to read its response."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+        stand_in = [("Host", "localhost")]
+        if _wants_close(request):
+            stand_in.append(("Connection", "close"))
+        self._h11.send(h11.Request(method=request.method, target=b"/", headers=stand_in))
+        self._h11.send(h11.EndOfMessage())
+        await self.send_bytes(encode_request(request))
+
+    async def read_response(self, *, timeout: float | None = None) -> Response:
+        """Read one complete response (informational ones are skipped)."""
+        start = len(self.received)
+        status = 0
+        reason = b""
+        version = ""
+        headers: list[tuple[bytes, bytes]] = []
+        body = bytearray()
+        try:
+            with anyio.fail_after(timeout if timeout is not None else self._timeout):
+                while True:
+                    event = self._h11.next_event()
+                    if event is h11.NEED_DATA:
+                        try:
+                            data = await self._stream.receive(_READ_SIZE)
+                        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                            data = b""
+                            self.closed_by_peer = True
+                        self.received += data
+                        self._h11.receive_data(data)
+                        continue
+                    if isinstance(event, h11.InformationalResponse):
+                        continue
+                    if isinstance(event, h11.Response):
+                        status, reason = event.status_code, bytes(event.reason)
+                        version = event.http_version.decode("ascii")
+                        headers = [(bytes(k), bytes(v)) for k, v in event.headers.raw_items()]
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise ConnectionClosed(
+                            "the server closed the connection before a complete response; "
+                            f"received {bytes(self.received[start:])[:500]!r}"
+                        )
+        except TimeoutError:
+            raise ServerTimeout(
+                f"no complete response within {timeout or self._timeout:.1f}s; "
+                f"received {bytes(self.received[start:])[:500]!r}"
+            ) from None
+        except h11.RemoteProtocolError as exc:
+            if not self.received[start:]:
+                raise ConnectionClosed(
+                    "the server closed the connection without sending a response"
+                ) from None
+            raise MalformedResponse(
+                f"the response is not valid HTTP/1.1 ({exc}); "
+                f"received {bytes(self.received[start:])[:500]!r}"
+            ) from None
+        return Response(
+            status=status,
+            headers=headers,
+            body=bytes(body),
+            http_version=version,
+            reason=reason,
+            sent=bytes(self.sent),
+            received=bytes(self.received[start:]),
+        )
+
+    async def exchange(self, request: Request) -> Response:
+        await self.send(request)
+        return await self.read_response()
+
+
+class HTTP1Transport:
+    """One request per connection over the raw client."""
+
+    name = "http/1.1"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    async def request(self, request: Request, *, timeout: float) -> Response:
+        connection = await RawHTTP1Connection.open(self.host, self.port, timeout=timeout)
+        async with connection:
+            return await connection.exchange(request)

@@ -1,0 +1,230 @@
+"""The pytest plugin (entry point ``pytest11: asgi_conformance``).
+
+Pytest loads this module in every run of the environment, so it must stay inert
+and cheap unless ``--asgi-server`` is given: it imports only the standard
+library and pytest at module level, and registers the fixtures and the matrix
+reporter only when the suite is active.
+
+With ``--asgi-server`` and no paths, the packaged suite directory is added to the
+arguments and collected by :class:`SuiteDirectory`, which ignores the user's
+``python_files``/``python_functions`` so the suite runs from any directory.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+SERVER_OPTION = "--asgi-server"
+REPORT_OPTION = "--asgi-report"
+STRICT_OPTION = "--asgi-strict"
+TIMEOUT_OPTION = "--asgi-timeout-factor"
+
+SUITE_DIR = Path(__file__).resolve().parent / "suite"
+MARKER = "asgi_requirement"
+PROPERTY_PREFIX = "asgi."
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("asgi", "ASGI conformance")
+    group.addoption(
+        SERVER_OPTION,
+        action="append",
+        default=[],
+        metavar="SERVER",
+        help=(
+            "run the ASGI conformance suite against SERVER: a known profile (uvicorn, "
+            "uvicorn:h11, uvicorn:* for all variants), a profile .toml path, or "
+            "NAME='COMMAND ... {host} {port} {app}'. Repeat for a side-by-side matrix."
+        ),
+    )
+    group.addoption(
+        REPORT_OPTION,
+        default="asgi-report",
+        metavar="DIR",
+        help="directory for matrix.json and matrix.md (default: ./asgi-report)",
+    )
+    group.addoption(
+        STRICT_OPTION,
+        action="store_true",
+        default=False,
+        help="treat SHOULD/MAY misses (warn) as failures",
+    )
+    group.addoption(
+        TIMEOUT_OPTION,
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="multiply every timeout of the suite by FACTOR (slow machines; default 1)",
+    )
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(config.getoption(SERVER_OPTION, default=None))
+
+
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    namespace = early_config.known_args_namespace
+    servers = getattr(namespace, "asgi_server", None)
+    if not servers:
+        return
+    from conformance._profiles import ProfileError, resolve_targets
+
+    try:
+        resolve_targets(servers)
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not getattr(namespace, "file_or_dir", None):
+        args.append(str(SUITE_DIR))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(requirement_id): the catalogue requirement an ASGI conformance check judges",
+    )
+    if not _active(config):
+        return
+    from conformance import _fixtures
+    from conformance._timing import set_factor
+
+    factor = config.getoption(TIMEOUT_OPTION)
+    if factor is not None:
+        if factor <= 0:
+            raise pytest.UsageError(f"{TIMEOUT_OPTION} must be positive, not {factor}")
+        set_factor(factor)
+    config.pluginmanager.register(_fixtures, "asgi_conformance_fixtures")
+    if not hasattr(config, "workerinput"):
+        from conformance._reporter import MatrixReporter
+
+        config.pluginmanager.register(MatrixReporter(config), "asgi_conformance_reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _active(config):
+        from conformance._launcher import reap_all
+
+        reap_all()
+
+
+# -- collection ---------------------------------------------------------------------------
+
+
+class SuiteModule(pytest.Module):
+    """A suite module: its checks are named ``test_*`` whatever the user's ini says."""
+
+    def funcnamefilter(self, name: str) -> bool:
+        return name.startswith("test_")
+
+    def classnamefilter(self, name: str) -> bool:
+        return name.startswith("Test")
+
+
+class SuiteDirectory(pytest.Directory):
+    """The packaged suite, collected independently of ``python_files``."""
+
+    def collect(self) -> Generator[pytest.Item | pytest.Collector, None, None]:
+        for path in sorted(self.path.glob("test_*.py")):
+            yield SuiteModule.from_parent(self, path=path)
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if path == SUITE_DIR:
+        return SuiteDirectory.from_parent(parent, path=path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "asgi_server" not in metafunc.fixturenames:
+        return
+    servers = metafunc.config.getoption(SERVER_OPTION, default=None)
+    if not servers:
+        return
+    from conformance._profiles import resolve_targets
+
+    targets = resolve_targets(servers)
+    metafunc.parametrize(
+        "asgi_server",
+        [pytest.param(t.name, id=t.name) for t in targets],
+        indirect=True,
+        scope="session",
+    )
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` checks with anyio, without asking the user for an async plugin."""
+    if pyfuncitem.get_closest_marker(MARKER) is None:
+        return None
+    function = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(function):
+        return None
+    import anyio
+
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    anyio.run(functools.partial(function, **kwargs))
+    return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    marker = item.get_closest_marker(MARKER)
+    if marker is None or not _active(item.config):
+        return report
+    from conformance._outcomes import judge_report
+
+    judge_report(item, call, report, strict=bool(item.config.getoption(STRICT_OPTION)))
+    return report
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
+    verdict = _property(report, "verdict")
+    if verdict is None or report.when != "call":
+        return None
+    if verdict == "warn" and report.skipped:
+        return "xfailed", "W", "WARN"
+    if verdict == "info" and report.passed:
+        return "passed", "i", "INFO"
+    if verdict == "unsupported":
+        return "skipped", "u", "UNSUPPORTED"
+    return None
+
+
+def _property(report: pytest.TestReport, key: str) -> Any:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == PROPERTY_PREFIX + key:
+            return value
+    return None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if not _active(config):
+        return None
+    from conformance import __version__
+    from conformance._profiles import resolve_targets
+    from conformance._timing import timeout_factor
+
+    lines = [f"asgi-conformance {__version__} (timeout factor {timeout_factor():g})"]
+    for target in resolve_targets(config.getoption(SERVER_OPTION)):
+        lines.append(f"  {target.name}: {target.profile.version()}  ({target.profile.source})")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return lines

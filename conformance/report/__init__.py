@@ -1,0 +1,1 @@
+"""Report commands that work on a written ``matrix.json`` (no server is started)."""
