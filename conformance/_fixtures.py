@@ -13,6 +13,7 @@ import pytest
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
 from conformance._sidechannel import SideChannel
+from conformance._verdicts import HarnessError
 
 
 __all__ = ["asgi", "asgi_server", "asgi_side_channel", "targets"]
@@ -49,7 +50,11 @@ def asgi_server(
         server.main  # noqa: B018 - starting is the point; a failure errors every check
         yield server
     finally:
-        server.stop()
+        stopped = server.stop()
+    hung = [report for report in stopped if "did not stop" in report]
+    if hung:
+        # Reported as a teardown error of the target's last check: the harness had to kill it.
+        raise HarnessError(f"{target.name} {hung[0]}")
 
 
 @pytest.fixture

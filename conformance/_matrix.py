@@ -228,9 +228,13 @@ def write_matrix(matrix: Mapping[str, Any], directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "matrix.json"
     md_path = directory / "matrix.md"
+    html_path = directory / "matrix.html"
     json_path.write_text(json.dumps(matrix, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path.write_text(render_markdown(matrix), encoding="utf-8")
-    return [json_path, md_path]
+    from conformance.report._html import render_html
+
+    html_path.write_text(render_html(matrix), encoding="utf-8")
+    return [json_path, md_path, html_path]
 
 
 def load_matrix(path: Path) -> dict[str, Any]:

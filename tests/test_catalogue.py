@@ -44,7 +44,9 @@ def test_http_area_has_at_least_25_requirements() -> None:
 
 def test_entries_are_complete_and_link_to_their_section() -> None:
     for req in catalogue().values():
-        assert req.title and req.rationale and req.section
+        assert req.title
+        assert req.rationale
+        assert req.section
         assert req.level in set(Level)
         assert req.url.startswith("https://asgi.readthedocs.io/")
     scope_type = catalogue()["http.scope.type"]

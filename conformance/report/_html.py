@@ -1,0 +1,30 @@
+"""The static HTML page of a matrix.
+
+Rendered by jinja2 with autoescaping on: every detail and log excerpt comes from
+the server under test and is hostile until proven otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+
+from conformance._matrix import SYMBOLS
+
+
+__all__ = ["render_html"]
+
+_environment = jinja2.Environment(
+    loader=jinja2.PackageLoader("conformance.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def render_html(matrix: Mapping[str, Any]) -> str:
+    template = _environment.get_template("matrix.html.j2")
+    return template.render(matrix=matrix, servers=list(matrix["results"]), symbols=SYMBOLS)
