@@ -14,6 +14,7 @@ xdist's serialisation) from which the controller builds the matrix.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -83,9 +84,12 @@ def judge_report(
     server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None
     if isinstance(server, ServerUnderTest):
         info: dict[str, Any] = server.target.describe()
-        main = server.instances()[0] if server.instances() else None
-        if main is not None:
-            info["command"] = " ".join(main.command)
+        instances = server.instances()
+        if instances:
+            info["command"] = shlex.join(instances[0].command)
+        info["boots"] = [
+            {"config": i.config.key, "seconds": round(i.boot_seconds, 3)} for i in instances
+        ]
         report.user_properties.append(("asgi.server", info))
     if report.when != "call":
         return
