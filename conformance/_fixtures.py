@@ -59,5 +59,8 @@ def asgi_server(
 
 @pytest.fixture
 def asgi(asgi_server: ServerUnderTest) -> Probe:
-    """The probe session of one check."""
+    """The probe session of one check; an error if the server has died since the last one."""
+    crashed = asgi_server.crashed()
+    if crashed:
+        raise HarnessError(crashed)
     return Probe(asgi_server)

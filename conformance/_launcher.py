@@ -236,6 +236,10 @@ class ServerProcess:
             return False
         return True
 
+    def exit_status(self) -> int | None:
+        """The exit status if the process has ended on its own, else None."""
+        return self._proc.poll() if self._proc is not None else None
+
     # -- stopping ---------------------------------------------------------------------
 
     def stop(self, grace: float | None = None) -> str:

@@ -41,10 +41,17 @@ def _log_excerpt(item: pytest.Item) -> str:
         return ""
     offsets = probe.log_offsets if isinstance(probe, Probe) else {}
     parts = []
+    if isinstance(probe, Probe) and probe.exchanges:
+        parts.append("--- wire (> sent, < received) ---\n" + probe.wire_evidence())
     for instance in server.instances():
         text = instance.log_since(offsets.get(instance.pid or -1, 0))
+        if not text.strip():
+            # Nothing was logged during the check: the tail still says what state it is in.
+            text = instance.log_tail(20)
         if text.strip():
-            parts.append(f"[{instance.target.name} pid {instance.pid}]\n{text.rstrip()}")
+            parts.append(
+                f"--- server log ({instance.target.name}, pid {instance.pid}) ---\n{text.rstrip()}"
+            )
     return "\n".join(parts)
 
 
@@ -108,7 +115,7 @@ def judge_report(
         report.outcome = "failed"
         report.sections.append(("ASGI requirement", where + "\n" + detail))
         if log:
-            report.sections.append((f"server log ({target_name})", log))
+            report.sections.append((f"evidence ({target_name})", log))
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
@@ -131,6 +138,11 @@ def _judge_call(
         )
     verdict = verdict_for(level, excinfo.type)
     message = str(excinfo.value) or excinfo.typename
+    server = getattr(item, "funcargs", {}).get("asgi_server")
+    crashed = server.crashed() if isinstance(server, ServerUnderTest) else ""
+    if crashed and verdict.severity >= Verdict.WARN.severity:
+        # A dead server cannot be judged: what failed is the run, not a requirement.
+        return Verdict.ERROR, _first_lines(f"{crashed}\n(the check saw: {message})")
     if verdict is Verdict.ERROR:
         message = f"harness error: {excinfo.typename}: {message}"
     elif verdict is Verdict.INFO and notes:

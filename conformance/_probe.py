@@ -70,6 +70,17 @@ class ServerUnderTest:
     def instances(self) -> list[ServerProcess]:
         return list(self._instances.values())
 
+    def crashed(self) -> str:
+        """Why an instance is no longer running ("" while all are), with its log tail."""
+        for server in self._instances.values():
+            status = server.exit_status()
+            if status is not None:
+                return (
+                    f"the server process (pid {server.pid}) exited with status {status} "
+                    f"during the run\n--- server log tail ---\n{server.log_tail(20)}"
+                )
+        return ""
+
     def stop(self) -> list[str]:
         """Stop every instance at once: graceful shutdowns overlap instead of adding up."""
         servers = list(self._instances.values())
@@ -122,6 +133,8 @@ class Probe:
     server: ServerUnderTest
     notes: list[str] = field(default_factory=list)
     log_offsets: dict[int, int] = field(default_factory=dict)
+    #: The requests this check sent through :meth:`send`, as wire evidence.
+    exchanges: list[Exchange] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for instance in self.server.instances():
@@ -181,7 +194,21 @@ class Probe:
         response = await transport(via, server.host, server.port).request(
             request, timeout=units(5) if timeout is None else timeout
         )
-        return Exchange(rid, request, response, self.server.channel)
+        exchange = Exchange(rid, request, response, self.server.channel)
+        self.exchanges.append(exchange)
+        return exchange
+
+    def wire_evidence(self, last: int = 3, limit: int = 600) -> str:
+        """The bytes of the last exchanges, escaped, for a failure report."""
+        lines = []
+        for exchange in self.exchanges[-last:]:
+            sent = exchange.response.sent or exchange.request.target
+            lines.append(f"> {_clip(sent, limit)}")
+            received = exchange.response.received or (
+                b"%d %s" % (exchange.response.status, exchange.response.body[:200])
+            )
+            lines.append(f"< {_clip(received, limit)}")
+        return "\n".join(lines)
 
     async def scope_of(self, **kwargs: Any) -> dict[str, Any]:
         """Send a request and return the scope the app saw for it."""
@@ -197,6 +224,11 @@ class Probe:
         }.get(feature, feature in profile.protocols or feature in profile.extensions)
         if not offered:
             raise Unsupported(f"{self.target.name} does not offer {feature} (per its profile)")
+
+
+def _clip(data: bytes, limit: int) -> str:
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def describe_request(request: Request) -> str:
