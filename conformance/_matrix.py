@@ -129,12 +129,12 @@ def counts(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
 def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     """A compact table: one symbol a cell, then the verdict counts per server."""
     servers = list(matrix["results"])
-    if not servers:
-        return []
     rows = list(matrix["checks"]) + [
         rid for r in matrix["results"].values() for rid in r if rid not in matrix["checks"]
     ]
     rows = list(dict.fromkeys(rows))
+    if not servers or not rows:
+        return []
     col = max(3, min(11, max(len(s) for s in servers)))
     id_width = max(12, min(max(len(r) for r in rows), width - 1 - len(servers) * (col + 1)))
     header = " " * id_width + "".join(" " + _fit(s, col).center(col) for s in servers)

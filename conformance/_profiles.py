@@ -144,6 +144,12 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProfileError(f"{where} must be a table")
+    return value
+
+
 def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
     """Build a profile from parsed TOML, with one-line errors naming the file."""
     try:
@@ -154,24 +160,31 @@ def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ProfileError(f"{source}: bad server name {name!r}")
     _check_template(command, source)
-    offers = data.get("offers", {})
-    options = data.get("options", {})
+    offers = _table(data.get("offers", {}), f"{source}: offers")
+    options = _table(data.get("options", {}), f"{source}: options")
+    package = data.get("package")
+    if package is not None and not isinstance(package, str):
+        raise ProfileError(f"{source}: package must be a string")
+    lifespan = offers.get("lifespan", False)
+    if not isinstance(lifespan, bool):
+        raise ProfileError(f"{source}: offers.lifespan must be true or false")
     variants: dict[str, tuple[str, ...]] = {}
     summaries: dict[str, str] = {}
-    for variant, spec in data.get("variants", {}).items():
+    for variant, spec in _table(data.get("variants", {}), f"{source}: variants").items():
         if not _NAME.match(variant):
             raise ProfileError(f"{source}: bad variant name {variant!r}")
+        spec = _table(spec, f"{source}: variants.{variant}")
         variants[variant] = _strings(spec.get("args", []), f"{source}: variants.{variant}.args")
         summaries[variant] = str(spec.get("summary", ""))
     return Profile(
         name=name,
         command=command,
         summary=str(data.get("summary", "")),
-        package=data.get("package"),
+        package=package,
         protocols=_strings(
             offers.get("protocols", ["http/1.0", "http/1.1"]), f"{source}: offers.protocols"
         ),
-        lifespan=bool(offers.get("lifespan", False)),
+        lifespan=lifespan,
         extensions=_strings(offers.get("extensions", []), f"{source}: offers.extensions"),
         root_path_args=_strings(options["root_path"], f"{source}: options.root_path")
         if "root_path" in options

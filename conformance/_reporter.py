@@ -51,7 +51,9 @@ class MatrixReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop:
+        if self.config.option.collectonly:
+            return  # listing the checks judges nothing: keep the last report
+        if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
             self.builder.partial = True
             self.builder.notes.append("the run was interrupted: this matrix is partial")
         self.matrix = self.builder.build()

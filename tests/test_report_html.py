@@ -38,3 +38,16 @@ def test_page_has_a_cell_per_result() -> None:
     page = render_html(_matrix())
     assert 'class="cell fail"' in page
     assert "http.scope.type" in page
+
+
+def test_server_without_version_or_command_still_renders() -> None:
+    builder = MatrixBuilder("test")
+    builder.add_result(
+        target="late",
+        requirement="http.scope.type",
+        verdict=Verdict.PASS,
+        detail="",
+        check="test_scope_type_is_http",
+    )
+    page = render_html(builder.build())
+    assert "<td>late</td><td>?</td>" in page

@@ -41,7 +41,7 @@ def _type_name(value: object) -> str:
 def encode(value: Any, _depth: int = 0) -> Any:
     """Turn ``value`` into JSON-able data that :func:`decode` turns back."""
     if _depth > 32:
-        return {_TAG: "object", "type": _type_name(value), "repr": "<too deep>"}
+        return {_TAG: "foreign", "type": _type_name(value), "v": [], "text": "<too deep>"}
     if value is None or type(value) in (bool, int, float, str):
         return value
     if type(value) is bytes:
