@@ -25,6 +25,7 @@ import anyio.to_thread
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._profiles import Target
 from conformance._sidechannel import Observation, SideChannel
+from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, Unsupported
 from conformance.clients import Request, Response, transport
@@ -114,6 +115,17 @@ class Exchange:
             self.rid, kind, units(5) if timeout is None else timeout, count
         )
 
+    def timeline(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """What a scripted app did, step by step; a failure if it never reported."""
+        records = self.observations("script", timeout=timeout)
+        if not records:
+            raise ConformanceFailure(
+                f"the probe app never finished its script for {describe_request(self.request)}; "
+                f"the server answered {self.response.status}"
+            )
+        timeline: list[dict[str, Any]] = records[0]["timeline"]
+        return timeline
+
     def app_scope(self) -> dict[str, Any]:
         """The scope the app was called with; a failure if the app was never called."""
         calls = self.observations("call")
@@ -176,11 +188,15 @@ class Probe:
         http_version: str = "1.1",
         behaviour: str = "echo",
         args: Mapping[str, str] | None = None,
+        script: Sequence[dict[str, Any]] | None = None,
         via: str = "http/1.1",
         config: LaunchConfig | None = None,
         timeout: float | None = None,
     ) -> Exchange:
         """Send one request with the probe headers first, then ``headers`` as given."""
+        if script is not None:
+            behaviour = "script"
+            args = {**(args or {}), "script": encode_script(script)}
         rid = self.new_rid()
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)

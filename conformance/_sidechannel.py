@@ -4,7 +4,12 @@ Probe apps run inside the server process, so what only they can observe (the
 scope, every event received and when, whether ``send`` raised) has to cross a
 process boundary.  It comes over a Unix socket the test process listens on,
 independent of the server under test: a server that mangles requests cannot
-mangle the evidence.  Waiting is event-driven (a condition variable), bounded by
+mangle the evidence.
+
+The channel also runs the other way, for flags: an app may wait until the test
+sets a flag (the client has read a chunk, say), each wait on its own connection
+and bounded by a timeout the test chose.  That is how a check proves ordering
+("the client had chunk 1 before the app sent chunk 2") without any sleep.  Waiting is event-driven (a condition variable), bounded by
 the caller's timeout, never a sleep-and-poll.
 """
 
@@ -41,6 +46,7 @@ class SideChannel:
         self._records: dict[str, list[Observation]] = defaultdict(list)
         self._cond = threading.Condition()
         self._closed = False
+        self._flags: set[str] = set()
         self._conns: list[socket.socket] = []
         threading.Thread(target=self._accept_loop, name="asgi-side-channel", daemon=True).start()
 
@@ -60,6 +66,10 @@ class SideChannel:
                     record = json.loads(line)
                 except ValueError:
                     continue
+                if isinstance(record, dict) and record.get("op") == "wait":
+                    # The app waits for the test: answer when the flag is set or the bound passes.
+                    self._answer_wait(conn, str(record.get("flag")), float(record.get("timeout", 0)))
+                    continue
                 if not isinstance(record, dict) or "rid" not in record:
                     continue
                 record = {
@@ -69,6 +79,18 @@ class SideChannel:
                 with self._cond:
                     self._records[str(record["rid"])].append(record)
                     self._cond.notify_all()
+
+    def _answer_wait(self, conn: socket.socket, flag: str, timeout: float) -> None:
+        with self._cond:
+            got = self._cond.wait_for(lambda: flag in self._flags or self._closed, timeout=timeout)
+        with contextlib.suppress(OSError):
+            conn.sendall(b"set\n" if got and flag in self._flags else b"timeout\n")
+
+    def set_flag(self, flag: str) -> None:
+        """Release an app waiting for ``flag`` (now or later): the test's half of a rendezvous."""
+        with self._cond:
+            self._flags.add(flag)
+            self._cond.notify_all()
 
     def records(self, rid: str) -> list[Observation]:
         with self._cond:
@@ -103,7 +125,9 @@ class SideChannel:
             return collect()
 
     def close(self) -> None:
-        self._closed = True
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         try:
             self._listener.close()
         finally:

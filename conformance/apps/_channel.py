@@ -9,6 +9,7 @@ variable turns the probe into a plain app that reports nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ import threading
 from typing import Any
 
 
-__all__ = ["ENV_CHANNEL", "emit"]
+__all__ = ["ENV_CHANNEL", "emit", "wait_flag"]
 
 ENV_CHANNEL = "ASGI_CONFORMANCE_CHANNEL"
 
@@ -49,3 +50,27 @@ def emit(record: dict[str, Any]) -> None:
                 sock.sendall(line)
         except OSError:
             _sock = None
+
+
+async def wait_flag(flag: str, timeout: float) -> bool:
+    """Wait (without blocking the event loop) until the test sets ``flag``; False on timeout.
+
+    Each wait has its own connection, so many requests can wait at once.
+    """
+    path = os.environ.get(ENV_CHANNEL)
+    if not path:
+        return False
+    try:
+        reader, writer = await asyncio.open_unix_connection(path)
+    except OSError:
+        return False
+    try:
+        request = {"op": "wait", "flag": flag, "timeout": timeout}
+        writer.write((json.dumps(request) + "\n").encode())
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout + 5.0)
+        return line.strip() == b"set"
+    except (OSError, asyncio.TimeoutError):
+        return False
+    finally:
+        writer.close()

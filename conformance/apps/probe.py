@@ -30,6 +30,7 @@ from typing import Any
 
 from conformance.apps._channel import emit
 from conformance.apps._encoding import encode
+from conformance.apps._script import parse_script, run_script
 
 
 __all__ = ["LegacyApp", "app"]
@@ -276,6 +277,15 @@ async def _hold(scope: Scope, rec: _Recorder, args: dict[bytes, bytes], wait: fl
     rec.done()
 
 
+async def _script(scope: Scope, rec: _Recorder, args: dict[bytes, bytes], wait: float) -> None:
+    """Run the steps the test sent in ``x-probe-script`` (see :mod:`._script`)."""
+    steps = parse_script(args.get(ARG_PREFIX + b"script", b"W10="))
+    try:
+        await run_script(steps, rec.receive, rec.send, rec.rid, wait)
+    finally:
+        rec.done()
+
+
 _Behaviour = Callable[[Scope, _Recorder, dict[bytes, bytes], float], Awaitable[None]]
 
 _BEHAVIOURS: dict[str, _Behaviour] = {
@@ -283,6 +293,7 @@ _BEHAVIOURS: dict[str, _Behaviour] = {
     "mutate": _mutate,
     "rendezvous": _rendezvous_behaviour,
     "hold": _hold,
+    "script": _script,
 }
 
 

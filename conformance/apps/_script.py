@@ -1,0 +1,151 @@
+"""Scripted probe behaviour: the test composes what the app sends and receives.
+
+Most HTTP semantics checks need an app that does one precise, sometimes wrong,
+thing: send a start without headers, stream 100 chunks, raise after the first
+body, send a message after the client left.  Rather than one probe route per
+case, the test sends a *script*, a list of steps, in the ``x-probe-script``
+header (base64 of JSON, bytes tagged by :mod:`._encoding`).  The app runs the
+steps in order and reports a *timeline*: for every step, when it started and
+ended and whether it raised.  The test judges from the timeline and what its
+client saw.
+
+Steps (``op``): ``receive``, ``read_body``, ``await_disconnect``, ``send``
+(an ASGI message, sent as given), ``stream`` (a large body in chunks),
+``wait_flag`` (until the test sets a flag), ``mark``, ``sleep``, ``raise``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from conformance.apps._channel import emit, wait_flag
+from conformance.apps._encoding import decode
+
+
+__all__ = ["ScriptError", "pattern", "run_script"]
+
+Message = MutableMapping[str, Any]
+
+
+class ScriptError(RuntimeError):
+    """Raised on purpose by a ``raise`` step."""
+
+
+def pattern(offset: int, size: int) -> bytes:
+    """Deterministic body bytes: position ``i`` holds ``i % 251`` (a prime, so chunks differ)."""
+    return bytes((offset + i) % 251 for i in range(size))
+
+
+def parse_script(header: bytes) -> list[dict[str, Any]]:
+    steps = decode(json.loads(base64.b64decode(header)))
+    if not isinstance(steps, list):
+        raise ValueError("a probe script is a list of steps")
+    return steps
+
+
+async def run_script(
+    steps: list[dict[str, Any]],
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+    rid: str,
+    wait: float,
+) -> None:
+    timeline: list[dict[str, Any]] = []
+    try:
+        for index, step in enumerate(steps):
+            entry: dict[str, Any] = {"i": index, "op": step.get("op"), "t0": time.monotonic()}
+            timeline.append(entry)
+            try:
+                entry["result"] = await _run_step(step, receive, send, wait)
+                entry["ok"] = True
+            except ScriptError:
+                entry["ok"] = True
+                entry["t1"] = time.monotonic()
+                raise
+            except Exception as exc:
+                entry["ok"] = False
+                entry["error"] = f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"
+                entry["is_oserror"] = isinstance(exc, OSError)
+                entry["t1"] = time.monotonic()
+                if step.get("propagate"):
+                    raise
+                return
+            entry["t1"] = time.monotonic()
+    finally:
+        emit({"rid": rid, "kind": "script", "timeline": _plain(timeline)})
+
+
+def _plain(value: Any) -> Any:
+    """Timeline values are already JSON-friendly except received events (bytes)."""
+    from conformance.apps._encoding import encode
+
+    return encode(value)
+
+
+async def _run_step(
+    step: dict[str, Any],
+    receive: Callable[[], Awaitable[Message]],
+    send: Callable[[Message], Awaitable[None]],
+    wait: float,
+) -> Any:
+    op = step.get("op")
+    timeout = float(step.get("timeout", wait))
+    if op == "receive":
+        try:
+            return dict(await asyncio.wait_for(receive(), timeout))
+        except asyncio.TimeoutError:
+            return "timeout"
+    if op == "read_body":
+        events: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                events.append("timeout")
+                break
+            events.append({"type": message.get("type"), "more_body": message.get("more_body")})
+            if message.get("type") != "http.request" or not message.get("more_body", False):
+                break
+        return events
+    if op == "await_disconnect":
+        deadline = time.monotonic() + timeout
+        seen: list[Any] = []
+        while time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
+                return {"disconnected": False, "seen": seen}
+            seen.append(message.get("type"))
+            if message.get("type") == "http.disconnect":
+                return {"disconnected": True, "seen": seen, "t": time.monotonic()}
+        return {"disconnected": False, "seen": seen}
+    if op == "send":
+        await send(step["message"])
+        return None
+    if op == "stream":
+        size, chunk = int(step["size"]), max(1, int(step["chunk"]))
+        kind = step.get("type", "http.response.body")
+        sent = 0
+        while sent < size:
+            piece = pattern(sent, min(chunk, size - sent))
+            await send({"type": kind, "body": piece, "more_body": True})
+            sent += len(piece)
+        if step.get("final", True):
+            await send({"type": kind, "body": b"", "more_body": False})
+        return sent
+    if op == "wait_flag":
+        return await wait_flag(str(step["flag"]), timeout)
+    if op == "mark":
+        return step.get("name")
+    if op == "sleep":
+        await asyncio.sleep(float(step["seconds"]))
+        return None
+    if op == "raise":
+        raise ScriptError(str(step.get("message", "the probe app raised on purpose")))
+    raise ValueError(f"unknown script step {op!r}")
