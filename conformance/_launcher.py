@@ -10,6 +10,20 @@
 * Stopping is SIGTERM to the group, then SIGKILL to the group after a grace
   period.  Every started process is registered, and an ``atexit`` hook (plus the
   plugin's unconfigure) reaps whatever is left, also after Ctrl-C.
+* Processes that leave the group (``setsid()``, ``setpgid()``, a double fork) are
+  found by a tag: every instance is started with a unique
+  ``ASGI_CONFORMANCE_INSTANCE`` in its environment, which every descendant
+  inherits whoever its parent is now and whatever its group or session.  After
+  the group is gone, ``/proc`` is scanned for live processes carrying the tag (or
+  sitting in the server's session with the tag removed from their environment),
+  and those are killed.  The test process also makes itself a *child subreaper*
+  (``PR_SET_CHILD_SUBREAPER``), so orphans of the server become its children
+  instead of init's, and the ones it kills are reaped at once rather than left as
+  zombies for an init that may never wait for them.  Both are Linux-only; elsewhere
+  the group signals are all there is.
+* A crash is recognised as soon as the server's connections close: a process whose
+  sockets are closing by exit already carries ``PF_EXITING``, so
+  :meth:`ServerProcess.exit_status` waits for its status instead of saying it runs.
 * Output goes to a file whose tail is attached to the checks that fail.
 """
 
@@ -17,7 +31,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
+import itertools
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -25,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +55,18 @@ from conformance.apps._channel import ENV_CHANNEL
 from conformance.clients import ClientError, RawHTTP1Connection, Request
 
 
-__all__ = ["LaunchConfig", "ServerProcess", "ServerStartError", "reap_all"]
+__all__ = ["ENV_INSTANCE", "LaunchConfig", "ServerProcess", "ServerStartError", "reap_all"]
 
 PROBE_APP = "conformance.apps.probe:app"
 LEGACY_APP = "conformance.apps.probe:LegacyApp"
 HOST = "127.0.0.1"
 _ADDRESS_IN_USE = ("address already in use", "errno 98", "address in use")
 _PORT_RETRIES = 3
+#: The environment variable that tags every process of one server instance.
+ENV_INSTANCE = "ASGI_CONFORMANCE_INSTANCE"
+_PR_SET_CHILD_SUBREAPER = 36
+_PF_EXITING = 0x4
+_instances = itertools.count(1)
 
 
 class ServerStartError(HarnessError):
@@ -87,12 +110,138 @@ def _kill_group(pgid: int, sig: signal.Signals) -> bool:
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
+def _group_alive(pgid: int, leader: int) -> bool:
+    members = _live_processes(lambda p: p.pgrp == pgid, leader)
+    if members is not None:
+        return bool(members)
+    try:  # no /proc: the signal probe (which a zombie member also answers)
         os.killpg(pgid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+# -- /proc: the processes of a server, wherever they went -----------------------------------
+
+
+_subreaper: bool | None = None
+
+
+def _become_subreaper() -> bool:
+    """Make orphaned descendants this process's children (Linux); False where unsupported."""
+    global _subreaper
+    if _subreaper is None:
+        _subreaper = False
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            except (OSError, AttributeError):
+                pass
+    return _subreaper
+
+
+@dataclass(frozen=True)
+class _Stat:
+    """The fields of ``/proc/PID/stat`` the launcher needs."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    flags: int
+
+
+def _stat(pid: int) -> _Stat | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself hold spaces and parentheses.
+    fields = data[data.rindex(b")") + 2 :].split()
+    try:
+        return _Stat(
+            pid=pid,
+            state=fields[0].decode(),
+            ppid=int(fields[1]),
+            pgrp=int(fields[2]),
+            session=int(fields[3]),
+            flags=int(fields[6]),
+        )
+    except (IndexError, ValueError):
+        return None
+
+
+def _all_stats() -> Iterator[_Stat] | None:
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return None
+    return (stat for name in names if name.isdigit() and (stat := _stat(int(name))) is not None)
+
+
+def _reap(stat: _Stat) -> None:
+    """Collect a zombie that is this process's child (an orphan it adopted as subreaper)."""
+    if stat.state == "Z" and stat.ppid == os.getpid():
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(stat.pid, os.WNOHANG)
+
+
+def _live_processes(match: Callable[[_Stat], bool], leader: int) -> list[int] | None:
+    """Pids of live processes that ``match`` (zombies adopted on the way are reaped).
+
+    ``None`` without ``/proc``.  The server's leader is never reaped here: its
+    :class:`subprocess.Popen` does that.
+    """
+    stats = _all_stats()
+    if stats is None:
+        return None
+    found = []
+    for stat in stats:
+        if stat.pid == os.getpid() or not match(stat):
+            continue
+        if stat.state == "Z":
+            if stat.pid != leader:
+                _reap(stat)
+            continue
+        found.append(stat.pid)
+    return found
+
+
+def _environment(pid: int) -> list[bytes] | None:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as file:
+            return file.read().split(b"\0")
+    except OSError:
+        return None
+
+
+def _tagged(tag: str, session: int) -> Callable[[_Stat], bool]:
+    """Matches a process of the instance tagged ``tag`` that started the session ``session``.
+
+    A process carries the tag in its environment; one that replaced its environment
+    is still known by the session, unless it belongs to another tagged instance.
+    """
+    marker = f"{ENV_INSTANCE}={tag}".encode()
+    prefix = f"{ENV_INSTANCE}=".encode()
+
+    def match(stat: _Stat) -> bool:
+        environment = _environment(stat.pid)
+        if environment is None:
+            return False  # gone, or another user's
+        if marker in environment:
+            return True
+        return stat.session == session and not any(v.startswith(prefix) for v in environment)
+
+    return match
+
+
+def _exiting(pid: int) -> bool:
+    """Whether ``pid`` is on its way out: in ``exit()``, its descriptors closing or closed."""
+    stat = _stat(pid)
+    return stat is not None and bool(stat.flags & _PF_EXITING)
 
 
 class ServerProcess:
@@ -109,6 +258,10 @@ class ServerProcess:
         self.log_path = log_dir / f"{safe}-{abs(hash(config.key)) % 10**8}.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self.stop_report = ""
+        #: Whether the last stop needed SIGKILL: the server did not stop on SIGTERM.
+        self.killed = False
+        #: In the environment of every process of this instance, wherever it goes.
+        self.tag = f"{os.getpid()}-{next(_instances)}-{secrets.token_hex(4)}"
         #: Seconds from spawning to the first answer of the probe app (the benchmark reads it).
         self.boot_seconds = 0.0
         self._spawned_at = 0.0
@@ -146,7 +299,9 @@ class ServerProcess:
     def _spawn(self, command: list[str], pass_fds: tuple[int, ...]) -> None:
         env = dict(os.environ)
         env.update({ENV_CHANNEL: self.channel, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"})
+        env[ENV_INSTANCE] = self.tag
         self.command = command
+        _become_subreaper()
         with open(self.log_path, "ab") as log:
             log.write(f"--- starting: {shlex.join(command)}\n".encode())
             log.flush()
@@ -173,6 +328,12 @@ class ServerProcess:
         began = time.monotonic()
         try:
             self._start(boot_timeout)
+        except ServerStartError:
+            raise  # already stopped
+        except BaseException:
+            # Interrupted while booting (Ctrl-C): nothing will ask for this instance again.
+            self.stop(grace=units(1))
+            raise
         finally:
             self.boot_seconds = time.monotonic() - began
 
@@ -207,6 +368,7 @@ class ServerProcess:
 
     def _wait_ready(self, deadline: float) -> None:
         assert self._proc is not None
+        why = "no attempt finished"
         while True:
             code = self._proc.poll()
             if code is not None:
@@ -217,28 +379,50 @@ class ServerProcess:
                 self.stop(grace=units(1))
                 raise ServerStartError(
                     "the server did not answer a request to the probe app "
-                    f"within {time.monotonic() - self._spawned_at:.1f}s"
+                    f"within {time.monotonic() - self._spawned_at:.1f}s (last attempt: {why})"
                 )
-            if anyio.run(self._probe_once, min(units(1), remaining)):
+            failure = anyio.run(self._probe_once, min(units(1), remaining))
+            if failure is None:
                 return
+            why = failure
             time.sleep(0.05)
 
-    async def _probe_once(self, timeout: float) -> bool:
+    async def _probe_once(self, timeout: float) -> str | None:
+        """One readiness request: None if answered with HTTP, else what went wrong."""
+        address = f"{self.host}:{self.port}"
         try:
             connection = await RawHTTP1Connection.open(self.host, self.port, timeout=timeout)
-        except (OSError, TimeoutError):
-            return False
+        except TimeoutError:
+            return f"connecting to {address} took over {timeout:.1f}s"
+        except OSError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+            reason = os.strerror(cause.errno) if cause.errno else str(cause)
+            return f"nothing accepted a connection on {address} ({reason})"
         try:
             async with connection:
                 request = Request(headers=[(b"x-probe", b"echo"), (b"connection", b"close")])
                 await connection.exchange(request)
-        except (ClientError, OSError, TimeoutError):
-            return False
-        return True
+        except ClientError as exc:
+            return f"connected to {address}, but {exc}"
+        except (OSError, TimeoutError) as exc:
+            return f"connected to {address}, but the exchange failed: {exc!r}"
+        return None
 
     def exit_status(self) -> int | None:
-        """The exit status if the process has ended on its own, else None."""
-        return self._proc.poll() if self._proc is not None else None
+        """The exit status if the process has ended on its own, else None.
+
+        A server that is exiting (a crash) has closed its connections before it can
+        be reaped: a check that saw the connection close asks here right away, so a
+        process on its way out is waited for (briefly) rather than called running.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        status = proc.poll()
+        if status is None and _exiting(proc.pid):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = proc.wait(timeout=units(5))
+        return status
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -248,22 +432,32 @@ class ServerProcess:
         if proc is None:
             return self.stop_report
         grace = units(5) if grace is None else grace
-        pgid = proc.pid  # start_new_session: the leader's pid is the group id
+        pgid = proc.pid  # start_new_session: the leader's pid is the group and session id
+        status = proc.poll()
         _kill_group(pgid, signal.SIGTERM)
         report = "stopped by SIGTERM"
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            report = f"did not stop within {grace:.1f}s of SIGTERM; killed"
-            _kill_group(pgid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=units(5))
+        self.killed = False
+        if status is not None:
+            report = f"had already exited with status {status}"
+        else:
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                report = f"did not stop within {grace:.1f}s of SIGTERM; killed"
+                self.killed = True
+                _kill_group(pgid, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=units(5))
         # Workers and helpers of the group may outlive the leader briefly.
         sweep_until = time.monotonic() + max(grace, 0.2)
-        while _group_alive(pgid) and time.monotonic() < sweep_until:
+        while _group_alive(pgid, proc.pid) and time.monotonic() < sweep_until:
             time.sleep(0.02)
-        if _kill_group(pgid, signal.SIGKILL):
+        if _group_alive(pgid, proc.pid) and _kill_group(pgid, signal.SIGKILL):
             report += "; stragglers in its process group were killed"
+            self._wait_gone(lambda p: p.pgrp == pgid, proc.pid)
+        escaped = self._kill_escapees(pgid)
+        if escaped:
+            report += f"; {escaped} process(es) that had left its process group were killed"
         with _live_lock:
             _live.pop(proc.pid, None)
         self._proc = None
@@ -271,6 +465,27 @@ class ServerProcess:
         with open(self.log_path, "ab") as log:
             log.write(f"--- {report}\n".encode())
         return report
+
+    def _wait_gone(self, match: Callable[[_Stat], bool], leader: int) -> None:
+        """Wait (bounded) until no live process matches: SIGKILL is not instantaneous."""
+        until = time.monotonic() + units(5)
+        while _live_processes(match, leader) and time.monotonic() < until:
+            time.sleep(0.01)
+
+    def _kill_escapees(self, session: int) -> int:
+        """SIGKILL what is left of the instance outside its group; how many processes."""
+        match = _tagged(self.tag, session)
+        killed: set[int] = set()
+        for _ in range(3):  # an escapee may fork while it is being killed
+            found = [pid for pid in _live_processes(match, session) or () if pid not in killed]
+            if not found:
+                break
+            for pid in found:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.update(found)
+            self._wait_gone(lambda p: p.pid in killed, session)
+        return len(killed)
 
     # -- evidence ---------------------------------------------------------------------
 

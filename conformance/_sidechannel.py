@@ -68,7 +68,9 @@ class SideChannel:
                     continue
                 if isinstance(record, dict) and record.get("op") == "wait":
                     # The app waits for the test: answer when the flag is set or the bound passes.
-                    self._answer_wait(conn, str(record.get("flag")), float(record.get("timeout", 0)))
+                    self._answer_wait(
+                        conn, str(record.get("flag")), float(record.get("timeout", 0))
+                    )
                     continue
                 if not isinstance(record, dict) or "rid" not in record:
                     continue

@@ -63,7 +63,9 @@ def start(status: int = 200, headers: Headers = (), **extra: Any) -> Step:
 
 
 def body(data: bytes = b"", *, more: bool = False, propagate: bool = False) -> Step:
-    return send({"type": "http.response.body", "body": data, "more_body": more}, propagate=propagate)
+    return send(
+        {"type": "http.response.body", "body": data, "more_body": more}, propagate=propagate
+    )
 
 
 def stream(size: int, chunk: int, *, final: bool = True) -> Step:

@@ -204,3 +204,15 @@ def test_deep_nesting_is_cut_and_comes_back_as_foreign() -> None:
     assert depth == 33
     assert isinstance(decoded, Foreign)
     assert decoded.text == "<too deep>"
+
+
+def test_dict_subclass_stays_a_dict_and_names_its_type() -> None:
+    """A scope may be a dict subclass: it is still a dict (asgi.rst), but the report says which."""
+    import collections
+
+    from conformance.apps._encoding import ForeignDict
+
+    decoded = _wire(collections.OrderedDict(a=b"1"))
+    assert isinstance(decoded, ForeignDict)
+    assert decoded == {"a": b"1"}
+    assert decoded.type_name == "collections.OrderedDict"

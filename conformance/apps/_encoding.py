@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 
-__all__ = ["Foreign", "decode", "encode"]
+__all__ = ["Foreign", "ForeignDict", "decode", "encode"]
 
 _TAG = "~"
 _MAX_ITEMS = 10_000
@@ -31,6 +31,14 @@ class Foreign(list[Any]):
 
     def __repr__(self) -> str:
         return f"<{self.type_name} {self.text or list.__repr__(self)}>"
+
+
+class ForeignDict(dict[Any, Any]):
+    """A dict subclass the server used (still a dict, as the spec asks), with its type name."""
+
+    def __init__(self, type_name: str, items: dict[Any, Any]) -> None:
+        super().__init__(items)
+        self.type_name = type_name
 
 
 def _type_name(value: object) -> str:
@@ -50,11 +58,14 @@ def encode(value: Any, _depth: int = 0) -> Any:
         return [encode(item, _depth + 1) for item in value]
     if type(value) is tuple:
         return {_TAG: "tuple", "v": [encode(item, _depth + 1) for item in value]}
-    if type(value) is dict:
-        return {
+    if isinstance(value, dict):
+        encoded: dict[str, Any] = {
             _TAG: "dict",
             "v": [[encode(k, _depth + 1), encode(v, _depth + 1)] for k, v in value.items()],
         }
+        if type(value) is not dict:
+            encoded["type"] = _type_name(value)  # a dict subclass is a dict, but say which
+        return encoded
     # Anything else is reported as foreign, with its type name and its content.
     text = ""
     items: list[Any] = []
@@ -84,7 +95,8 @@ def decode(data: Any) -> Any:
     if tag == "tuple":
         return tuple(decode(item) for item in data["v"])
     if tag == "dict":
-        return {decode(k): decode(v) for k, v in data["v"]}
+        items = {decode(k): decode(v) for k, v in data["v"]}
+        return ForeignDict(data["type"], items) if "type" in data else items
     if tag == "foreign":
         return Foreign(data["type"], (decode(item) for item in data["v"]), data.get("text", ""))
     return {key: decode(value) for key, value in data.items()}

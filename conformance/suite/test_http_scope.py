@@ -13,7 +13,7 @@ from conformance import requirement
 from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure
-from conformance.apps._encoding import Foreign
+from conformance.apps._encoding import Foreign, ForeignDict
 
 
 #: Keys the spec defines for the HTTP scope (www.rst, tls.rst and lifespan state).
@@ -54,6 +54,8 @@ async def test_scope_is_dict_with_str_keys(asgi: Probe) -> None:
     if isinstance(asgi_dict, dict):
         bad += [f"asgi[{k!r}]" for k in asgi_dict if not isinstance(k, str)]
     expect(not bad, sent="GET /", expected="only str keys", observed=f"non-str keys {bad}")
+    if isinstance(scope, ForeignDict):
+        asgi.observe(f"the scope is a dict subclass, {scope.type_name}")
 
 
 @requirement("http.scope.required-keys")

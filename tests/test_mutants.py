@@ -1,0 +1,349 @@
+"""Self-tests that prove no check is vacuous: every check fails on a mutant server.
+
+A mutant (``tests/mutants.py``) is a real server wrapped in a middleware that breaks
+one rule.  One pytest session, started as a subprocess exactly as a user would start
+the suite, runs the real checks through the real plugin against plain uvicorn, the
+unmodified runner over uvicorn and hypercorn (the controls), and every mutant.  Then:
+
+* plain uvicorn has no finding beyond the known ones (:data:`KNOWN_FINDINGS`), and the
+  control over uvicorn agrees with it row for row, so the runner itself is faithful;
+* every row a mutant claims to break gets a worse verdict than on its control: ``fail``
+  for a MUST, ``warn`` for a SHOULD or MAY, ``fail`` or (where the mutant removes the
+  feature) ``unsupported`` for an optional row, and for an ``info`` row, where the spec
+  leaves the behaviour open, a recorded observation that differs from the control's;
+* the neighbouring rows a mutant claims to keep keep the control's verdict, so a check
+  fails for its own rule and not because anything unusual trips it;
+* every requirement of the catalogue is broken by at least one mutant;
+* the run stays well under its time budget and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import Level, catalogue
+from tests.mutants import CONTROL, MUTANTS, Mutant, target_name
+
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The whole mutant session must finish well within this on a 2-core machine.
+BUDGET_SECONDS = 90.0
+#: A hard stop for the subprocess, far above the budget: a hang must not hang the self-tests.
+HARD_TIMEOUT = 300.0
+#: Mutants whose checks wait out their bounds (a blind probe, a lock): started first, so
+#: one worker runs them while the other goes through the quick ones.
+SLOW = ("global-lock", "scope-type")
+#: Marks every process of one run (inherited by the servers), for the leak check.
+TOKEN_VARIABLE = "ASGI_CONFORMANCE_MUTANT_RUN"
+
+#: Genuine findings of plain uvicorn (server -> row -> verdict); every other row must pass or be info.
+#: uvicorn 0.54 has none on the HTTP scope rows.
+KNOWN_FINDINGS: Mapping[str, Mapping[str, str]] = {"uvicorn": {}}
+
+#: Verdicts that judge a server clean.
+CLEAN = frozenset({"pass", "info"})
+
+
+@dataclass(frozen=True)
+class MutantRun:
+    """What the subprocess session left: its matrix, output and timing."""
+
+    matrix: dict[str, Any]
+    seconds: float
+    returncode: int
+    output: str
+    token: str
+
+    def cell(self, target: str, rid: str) -> dict[str, Any]:
+        results: dict[str, dict[str, Any]] = self.matrix["results"].get(target, {})
+        if rid not in results:
+            raise AssertionError(f"no result for {rid} on {target}; the run said:\n{self.tail()}")
+        return results[rid]
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def _profile(target: str, mutant: str, server: str) -> str:
+    """A profile file for one mutant: a template cannot carry the root-path option."""
+    command = [
+        "{python}", "-m", "tests.mutants", mutant, "--server", server,
+        "--host", "{host}", "--port", "{port}", "{app}",
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            f'name = "{target}"',
+            f'package = "{server}"',
+            f"command = {json.dumps(command)}",
+            "",
+            "[offers]",
+            "lifespan = true",
+            "",
+            "[options]",
+            'root_path = ["--root-path", "{root_path}"]',
+            "",
+        ]
+    )
+
+
+def _selection(directory: Path) -> list[str]:
+    """The ``--asgi-server`` values: plain uvicorn, the two controls, every mutant."""
+    servers = ["uvicorn"]
+    columns = [(CONTROL, "uvicorn"), (CONTROL, "hypercorn")]
+    mutants = sorted((n for n in MUTANTS if n != CONTROL), key=lambda n: n not in SLOW)
+    columns += [(name, MUTANTS[name].server) for name in mutants]
+    for name, server in columns:
+        target = target_name(name, server)
+        path = directory / f"{target}.toml"
+        path.write_text(_profile(target, name, server), encoding="utf-8")
+        servers.append(str(path))
+    return servers
+
+
+def _processes_with(token: str) -> list[tuple[int, str]]:
+    """Live processes whose environment carries this run's token, with their command lines."""
+    marker = f"{TOKEN_VARIABLE}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+    return found
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Interrupt a hung session (its plugin then reaps the servers), kill it if that fails."""
+    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="module")
+def mutant_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutantRun]:
+    """One pytest session over plain uvicorn, both controls and every mutant."""
+    workdir = tmp_path_factory.mktemp("mutant-run")
+    profiles = workdir / "profiles"
+    profiles.mkdir()
+    report = workdir / "report"
+    token = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env[TOKEN_VARIABLE] = token
+    parallel = ["-n", "2", "--dist", "loadgroup"] if importlib.util.find_spec("xdist") else []
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.mutants",
+        "-q", "--no-header", "-rN", *parallel, "--asgi-report", str(report),
+        *(f"--asgi-server={server}" for server in _selection(profiles)),
+    ]  # fmt: skip
+    began = time.monotonic()
+    proc = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=HARD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        output = (proc.stdout.read() if proc.stdout else "") + "\n[killed: hard timeout]"
+    seconds = time.monotonic() - began
+    matrix_path = report / "matrix.json"
+    # 0: every check passed (impossible with mutants); 1: some failed.  Anything else
+    # (interrupted, internal error, usage error) means the matrix cannot be trusted.
+    tail = "\n".join(output.splitlines()[-60:])
+    assert proc.returncode in (0, 1), f"the mutant session ended with {proc.returncode}:\n{tail}"
+    assert matrix_path.exists(), f"the mutant session wrote no matrix:\n{tail}"
+    matrix = json.loads(matrix_path.read_text(encoding="utf-8"))
+    yield MutantRun(matrix, seconds, proc.returncode, output, token)
+    for pid, _ in _processes_with(token):  # only ever processes of this run
+        os.kill(pid, signal.SIGKILL)
+
+
+# -- the table itself (no server needed) -----------------------------------------------------
+
+
+def test_every_claim_names_a_catalogue_requirement() -> None:
+    known = catalogue()
+    for name, mutant in MUTANTS.items():
+        unknown = [rid for rid in (*mutant.breaks, *mutant.keeps) if rid not in known]
+        assert not unknown, f"mutant {name} claims unknown requirements {unknown}"
+        assert set(mutant.removes) <= set(mutant.breaks), f"mutant {name}: removes ⊄ breaks"
+        both = set(mutant.breaks) & set(mutant.keeps)
+        assert not both, f"mutant {name} both breaks and keeps {sorted(both)}"
+        for rid in mutant.removes:
+            assert known[rid].level is Level.OPTIONAL, (
+                f"mutant {name} removes {rid}, which is {known[rid].level.value}, not optional"
+            )
+
+
+@pytest.mark.parametrize("name", [n for n in MUTANTS if n != CONTROL])
+def test_every_mutant_says_which_rule_it_breaks(name: str) -> None:
+    mutant = MUTANTS[name]
+    assert mutant.breaks, f"mutant {name} claims to break nothing"
+    assert ".rst" in mutant.rule, (
+        f"mutant {name}'s docstring cites no spec section: {mutant.rule!r}"
+    )
+
+
+def test_every_requirement_is_claimed_by_a_mutant() -> None:
+    claimed = {rid for mutant in MUTANTS.values() for rid in mutant.breaks}
+    unclaimed = [rid for rid in catalogue() if rid not in claimed]
+    assert not unclaimed, f"no mutant breaks {unclaimed}: their checks are not proven"
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def test_plain_uvicorn_has_only_its_known_findings(mutant_run: MutantRun) -> None:
+    results = mutant_run.matrix["results"]["uvicorn"]
+    missing = [rid for rid in catalogue() if rid not in results]
+    assert not missing, f"uvicorn was not judged on {missing}"
+    findings = {
+        rid: cell["verdict"] for rid, cell in results.items() if cell["verdict"] not in CLEAN
+    }
+    assert findings == dict(KNOWN_FINDINGS["uvicorn"]), "\n".join(
+        f"{rid}: {results[rid]['verdict']}: {results[rid]['detail']}" for rid in findings
+    )
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
+def test_the_unmodified_runner_is_clean(mutant_run: MutantRun, server: str) -> None:
+    """The control passes every row: a mutant's failures are its middleware's doing."""
+    control = target_name(CONTROL, server)
+    results = mutant_run.matrix["results"][control]
+    missing = [rid for rid in catalogue() if rid not in results]
+    assert not missing, f"{control} was not judged on {missing}"
+    bad = [
+        f"{rid}: {cell['verdict']}: {cell['detail']}"
+        for rid, cell in results.items()
+        if cell["verdict"] not in CLEAN
+    ]
+    assert not bad, f"{control} is not clean:\n" + "\n".join(bad)
+
+
+def test_the_uvicorn_control_agrees_with_plain_uvicorn(mutant_run: MutantRun) -> None:
+    """The runner serves the probe as uvicorn's own CLI does, verdict for verdict."""
+    plain = mutant_run.matrix["results"]["uvicorn"]
+    control = mutant_run.matrix["results"][target_name(CONTROL, "uvicorn")]
+    differ = {
+        rid: (plain[rid]["verdict"], control[rid]["verdict"])
+        for rid in plain
+        if plain[rid]["verdict"] != control.get(rid, {}).get("verdict")
+    }
+    assert not differ, f"uvicorn vs the control (plain, control): {differ}"
+
+
+def _expected(mutant: Mutant, rid: str) -> str:
+    level = catalogue()[rid].level
+    if level is Level.MUST:
+        return "fail"
+    if level in (Level.SHOULD, Level.MAY):
+        return "warn"
+    if level is Level.OPTIONAL:
+        return "unsupported" if rid in mutant.removes else "fail"
+    return "info"
+
+
+def _broken(run: MutantRun, name: str, rid: str) -> str:
+    """Why ``rid`` does not count as broken by mutant ``name``; "" when it does."""
+    mutant = MUTANTS[name]
+    target = target_name(name)
+    control = run.cell(target_name(CONTROL, mutant.server), rid)
+    got = run.cell(target, rid)
+    expected = _expected(mutant, rid)
+    if control["verdict"] not in CLEAN:
+        return f"{rid}: the control itself is {control['verdict']}: {control['detail']}"
+    if got["verdict"] != expected:
+        return (
+            f"{rid} ({catalogue()[rid].level.value}): expected {expected}, "
+            f"got {got['verdict']}: {got['detail'][:500]!r}"
+        )
+    if expected == "info" and got["detail"] == control["detail"]:
+        return f"{rid} (info): the observation is the control's: {got['detail']!r}"
+    return ""
+
+
+@pytest.mark.parametrize("name", [n for n in MUTANTS if n != CONTROL])
+def test_mutant_breaks_what_it_claims(mutant_run: MutantRun, name: str) -> None:
+    mutant = MUTANTS[name]
+    target = target_name(name)
+    assert target in mutant_run.matrix["results"], (
+        f"{target} is missing from the matrix:\n{mutant_run.tail()}"
+    )
+    problems = [p for rid in mutant.breaks if (p := _broken(mutant_run, name, rid))]
+    for rid in mutant.keeps:
+        control = mutant_run.cell(target_name(CONTROL, mutant.server), rid)
+        got = mutant_run.cell(target, rid)
+        if got["verdict"] != control["verdict"]:
+            problems.append(
+                f"{rid} must keep the control's {control['verdict']}, "
+                f"got {got['verdict']}: {got['detail'][:500]!r}"
+            )
+    assert not problems, f"mutant {name} ({mutant.rule}):\n" + "\n".join(problems)
+    judged = set(mutant_run.matrix["results"][target])
+    claimed = {*mutant.breaks, *mutant.keeps}
+    assert judged == claimed, f"{target} was judged on {sorted(judged)}, not {sorted(claimed)}"
+
+
+def test_every_requirement_is_proven_by_a_mutant(mutant_run: MutantRun) -> None:
+    """A check no mutant makes worse is not done: every catalogue row must be proven."""
+    proven = {
+        rid
+        for name, mutant in MUTANTS.items()
+        if name != CONTROL
+        for rid in mutant.breaks
+        if target_name(name) in mutant_run.matrix["results"]
+        and rid in mutant_run.matrix["results"][target_name(name)]
+        and not _broken(mutant_run, name, rid)
+    }
+    unproven = [rid for rid in catalogue() if rid not in proven]
+    assert not unproven, f"no mutant demonstrably breaks {unproven}"
+
+
+def test_the_run_is_fast(mutant_run: MutantRun) -> None:
+    columns = len(mutant_run.matrix["results"])
+    print(f"mutant session: {columns} columns in {mutant_run.seconds:.1f}s")
+    assert mutant_run.seconds < BUDGET_SECONDS, (
+        f"the mutant session took {mutant_run.seconds:.1f}s for {columns} columns "
+        f"(budget {BUDGET_SECONDS:.0f}s)"
+    )
+
+
+def test_no_process_is_left_behind(mutant_run: MutantRun) -> None:
+    """The plugin reaps every server's process group; nothing of the run outlives it."""
+    deadline = time.monotonic() + 3.0
+    left = _processes_with(mutant_run.token)
+    while left and time.monotonic() < deadline:  # exiting workers may take a moment
+        time.sleep(0.1)
+        left = _processes_with(mutant_run.token)
+    assert not left, "processes left behind:\n" + "\n".join(f"{p} {c}" for p, c in left)
