@@ -395,7 +395,7 @@ def no_legacy(app: ASGIApp) -> ASGIApp:
 
 # -- the table -------------------------------------------------------------------------------
 
-MUTANTS: Mapping[str, Mutant] = {
+SCOPE_MUTANTS: Mapping[str, Mutant] = {
     CONTROL: Mutant(unchanged, ()),
     "scope-type": Mutant(on_scope(scope_type_changed), ("http.scope.type",)),
     "non-str-key": Mutant(
@@ -534,6 +534,31 @@ MUTANTS: Mapping[str, Mutant] = {
 }
 
 
+def _all_mutants() -> dict[str, Mutant]:
+    """This module's table plus every area's (``tests/mutant_areas/*.py``, one ``MUTANTS`` each).
+
+    Areas live in their own modules so that each protocol area keeps its mutants
+    next to each other; a name may appear only once across all of them.
+    """
+    import pkgutil
+
+    import tests.mutant_areas as areas
+
+    table = dict(SCOPE_MUTANTS)
+    for info in sorted(pkgutil.iter_modules(areas.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"tests.mutant_areas.{info.name}")
+        for name, mutant in module.MUTANTS.items():
+            if name in table:
+                raise ValueError(f"mutant {name!r} of {info.name} is already defined")
+            table[name] = mutant
+    return table
+
+
+# Run as ``python -m tests.mutants`` this file is ``__main__``; the area modules import
+# ``tests.mutants``, so the table is built only in that canonical module (see the end).
+MUTANTS: Mapping[str, Mutant] = _all_mutants() if __name__ != "__main__" else {}
+
+
 # -- serving ---------------------------------------------------------------------------------
 
 
@@ -648,4 +673,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tests.mutants import main as canonical_main
+
+    sys.exit(canonical_main())
