@@ -2,21 +2,32 @@
 
 All are prefixed ``asgi_`` (or are ``asgi`` itself) so they cannot collide with a
 user's own fixtures.
+
+A target's server is stopped in the teardown of its *last* check (the next item
+is another target's, or there is none), by :func:`pytest_runtest_teardown`, not
+when pytest finalises the session fixture: pytest finalises a parametrised
+session fixture only when the next parameter is set up, so a server that had to
+be killed would be blamed on the first check of the *next* server; and at the
+end of an interrupted session a finaliser that raises aborts the session
+before the matrix is written.  A stop that needed SIGKILL is therefore a
+teardown error of the target's last check, with the server log tail; a stop
+left to the end of an interrupted session is only recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
+from conformance._launcher import ServerProcess
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
 from conformance._sidechannel import SideChannel
 from conformance._verdicts import HarnessError
 
 
-__all__ = ["asgi", "asgi_server", "asgi_side_channel", "targets"]
+__all__ = ["asgi", "asgi_server", "asgi_side_channel", "pytest_runtest_teardown", "targets"]
 
 _TARGETS = pytest.StashKey[dict[str, Target]]()
 
@@ -50,11 +61,58 @@ def asgi_server(
         server.main  # noqa: B018 - starting is the point; a failure errors every check
         yield server
     finally:
-        stopped = server.stop()
-    hung = [report for report in stopped if "did not stop" in report]
-    if hung:
-        # Reported as a teardown error of the target's last check: the harness had to kill it.
-        raise HarnessError(f"{target.name} {hung[0]}")
+        # Normally stopped already, by the last check's teardown; here only when the
+        # session ends early (Ctrl-C, -x).  Never raise: nothing is left to blame.
+        hung = _stop(server)
+        if hung:
+            _record(request.config, hung)
+
+
+def _stop(server: ServerUnderTest) -> str:
+    """Stop every instance; "" if all stopped on SIGTERM, else what was killed, with its log."""
+    instances: list[ServerProcess] = server.instances()
+    server.stop()
+    for instance in instances:
+        if instance.killed:
+            return (
+                f"{server.target.name} {instance.stop_report}\n"
+                f"--- server log tail ---\n{instance.log_tail(20)}"
+            )
+    return ""
+
+
+def _record(config: pytest.Config, message: str) -> None:
+    """Say, outside any check, that a server had to be killed: on the terminal and in the matrix."""
+    first = message.splitlines()[0]
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_line(f"asgi-conformance: {first}")
+    reporter = config.pluginmanager.get_plugin("asgi_conformance_reporter")
+    builder = getattr(reporter, "builder", None)
+    if builder is not None:
+        builder.notes.append(first)
+
+
+def _target_of(item: pytest.Item | None) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get("asgi_server") if callspec is not None else None
+    return str(value) if value is not None else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    """Stop a target's server after its last check; a stop that needed SIGKILL errors that check."""
+    try:
+        return (yield)
+    finally:
+        target = _target_of(item)
+        server = (getattr(item, "funcargs", None) or {}).get("asgi_server")
+        if target is not None and _target_of(nextitem) != target:
+            hung = _stop(server) if isinstance(server, ServerUnderTest) else ""
+            if hung:
+                raise HarnessError(hung)
 
 
 @pytest.fixture

@@ -21,9 +21,12 @@
   instead of init's, and the ones it kills are reaped at once rather than left as
   zombies for an init that may never wait for them.  Both are Linux-only; elsewhere
   the group signals are all there is.
-* A crash is recognised as soon as the server's connections close: a process whose
-  sockets are closing by exit already carries ``PF_EXITING``, so
-  :meth:`ServerProcess.exit_status` waits for its status instead of saying it runs.
+* A crash is recognised as soon as the server's connections close: the kernel
+  closes an exiting process's sockets only after every one of its threads is
+  flagged ``PF_EXITING`` (``/proc/PID/task/*/stat``), so
+  :meth:`ServerProcess.exit_status` sees the flags and waits for the status
+  instead of calling the process running, and the check that saw the connection
+  drop is an ``error`` naming the crash rather than a ``fail``.
 * Output goes to a file whose tail is attached to the checks that fail.
 """
 
@@ -153,15 +156,14 @@ class _Stat:
     flags: int
 
 
-def _stat(pid: int) -> _Stat | None:
+def _stat(pid: int, task: int | None = None) -> _Stat | None:
+    """``/proc/PID/stat`` (or the stat of one thread, ``task``); None if it is gone."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
-        with open(f"/proc/{pid}/stat", "rb") as file:
+        with open(path, "rb") as file:
             data = file.read()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself hold spaces and parentheses.
-    fields = data[data.rindex(b")") + 2 :].split()
-    try:
+        # The command name is in parentheses and may itself hold spaces and parentheses.
+        fields = data[data.rindex(b")") + 2 :].split()
         return _Stat(
             pid=pid,
             state=fields[0].decode(),
@@ -170,7 +172,7 @@ def _stat(pid: int) -> _Stat | None:
             session=int(fields[3]),
             flags=int(fields[6]),
         )
-    except (IndexError, ValueError):
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -239,9 +241,17 @@ def _tagged(tag: str, session: int) -> Callable[[_Stat], bool]:
 
 
 def _exiting(pid: int) -> bool:
-    """Whether ``pid`` is on its way out: in ``exit()``, its descriptors closing or closed."""
-    stat = _stat(pid)
-    return stat is not None and bool(stat.flags & _PF_EXITING)
+    """Whether process ``pid`` is on its way out: every one of its threads is in ``exit()``.
+
+    All of them, not just the first: a main thread may end on its own (``pthread_exit``)
+    while the others go on serving.
+    """
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    threads = [stat for task in tasks if (stat := _stat(pid, int(task))) is not None]
+    return bool(threads) and all(stat.flags & _PF_EXITING for stat in threads)
 
 
 class ServerProcess:
@@ -427,7 +437,7 @@ class ServerProcess:
     # -- stopping ---------------------------------------------------------------------
 
     def stop(self, grace: float | None = None) -> str:
-        """SIGTERM the group, SIGKILL it after ``grace``; says what it took."""
+        """SIGTERM the group, SIGKILL it after ``grace``, kill what left it; says what it took."""
         proc = self._proc
         if proc is None:
             return self.stop_report

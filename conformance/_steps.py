@@ -22,9 +22,11 @@ from conformance.apps._script import pattern
 __all__ = [
     "await_disconnect",
     "body",
+    "digest_body",
     "encode_script",
     "fail",
     "mark",
+    "notify",
     "pattern",
     "read_body",
     "receive",
@@ -32,6 +34,7 @@ __all__ = [
     "start",
     "stream",
     "wait_flag",
+    "zerocopysend",
 ]
 
 Step = dict[str, Any]
@@ -42,6 +45,16 @@ def receive(timeout: float | None = None) -> Step:
     return {"op": "receive"} | ({"timeout": timeout} if timeout is not None else {})
 
 
+def digest_body(timeout: float | None = None, *, report: str | None = None) -> Step:
+    """Receive the whole body; the timeline gets per-event sizes and types and a SHA-256.
+
+    ``report`` (a request id) also emits the first events at once, as ``body-event``
+    observations under that id.
+    """
+    step: Step = {"op": "digest_body"} | ({"timeout": timeout} if timeout is not None else {})
+    return step | ({"report": report} if report is not None else {})
+
+
 def read_body(timeout: float | None = None) -> Step:
     return {"op": "read_body"} | ({"timeout": timeout} if timeout is not None else {})
 
@@ -50,9 +63,14 @@ def await_disconnect(timeout: float) -> Step:
     return {"op": "await_disconnect", "timeout": timeout}
 
 
-def send(message: dict[str, Any], *, propagate: bool = False) -> Step:
-    """Send ``message`` exactly as given (it may be invalid on purpose)."""
-    return {"op": "send", "message": message, "propagate": propagate}
+def send(message: dict[str, Any], *, propagate: bool = False, carry_on: bool = False) -> Step:
+    """Send ``message`` exactly as given (it may be invalid on purpose).
+
+    If ``send()`` raises, the script stops there, unless ``propagate`` (the error
+    leaves the app) or ``carry_on`` (the app catches it and runs the next step).
+    """
+    step: Step = {"op": "send", "message": message, "propagate": propagate}
+    return step | ({"carry_on": True} if carry_on else {})
 
 
 def start(status: int = 200, headers: Headers = (), **extra: Any) -> Step:
@@ -77,8 +95,20 @@ def wait_flag(flag: str, timeout: float) -> Step:
     return {"op": "wait_flag", "flag": flag, "timeout": timeout}
 
 
+def zerocopysend(path: str, *, seek: int | None = None, **extra: Any) -> Step:
+    """Open ``path`` in the app, send it as ``http.response.zerocopysend`` (``extra``: offset,
+    count, more_body), then close it: extensions.rst "Zero Copy Send" needs a real file object."""
+    step: Step = {"op": "zerocopysend", "path": path, "extra": extra}
+    return step | ({"seek": seek} if seek is not None else {})
+
+
 def mark(name: str) -> Step:
     return {"op": "mark", "name": name}
+
+
+def notify(name: str) -> Step:
+    """Report ``name`` to the test at once (a ``notify`` observation), not only in the timeline."""
+    return {"op": "notify", "name": name}
 
 
 def fail(message: str = "the probe app raised on purpose") -> Step:

@@ -74,6 +74,9 @@ class Mutant:
     server: str = "uvicorn"
     #: Serve double-callable (ASGI 2) apps through asgiref's adapter.
     legacy: bool = True
+    #: Extra ``uvicorn.Config`` settings, for rules a middleware cannot break (it never
+    #: sees connections): ``(("limit_concurrency", 10),)`` refuses the eleventh.
+    uvicorn_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def rule(self) -> str:
@@ -585,7 +588,9 @@ def single_callable(app: Any, mutant: Mutant) -> ASGIApp:
     return adapt(app)
 
 
-def serve_uvicorn(app: ASGIApp, host: str, port: int, root_path: str) -> None:
+def serve_uvicorn(
+    app: ASGIApp, host: str, port: int, root_path: str, options: Mapping[str, Any] | None = None
+) -> None:
     """uvicorn as its CLI runs it; a short graceful timeout so a stuck mutant stops promptly."""
     import uvicorn
 
@@ -599,6 +604,7 @@ def serve_uvicorn(app: ASGIApp, host: str, port: int, root_path: str) -> None:
         access_log=False,
         interface="asgi3",
         timeout_graceful_shutdown=1,
+        **dict(options or {}),
     )
     uvicorn.Server(config).run()
 
@@ -638,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server == "hypercorn":
         asyncio.run(serve_hypercorn(app, args.host, args.port, args.root_path))
     else:
-        serve_uvicorn(app, args.host, args.port, args.root_path)
+        serve_uvicorn(app, args.host, args.port, args.root_path, dict(mutant.uvicorn_options))
     return 0
 
 

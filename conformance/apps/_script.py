@@ -11,13 +11,16 @@ client saw.
 
 Steps (``op``): ``receive``, ``read_body``, ``await_disconnect``, ``send``
 (an ASGI message, sent as given), ``stream`` (a large body in chunks),
-``wait_flag`` (until the test sets a flag), ``mark``, ``sleep``, ``raise``.
+``wait_flag`` (until the test sets a flag), ``digest_body`` (the request body as
+sizes, types and a SHA-256), ``zerocopysend`` (a file, by path), ``mark``, ``notify`` (tell the test
+at once, before the script ends: "the app got this far"), ``sleep``, ``raise``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -36,9 +39,14 @@ class ScriptError(RuntimeError):
     """Raised on purpose by a ``raise`` step."""
 
 
+_CYCLE = bytes(range(251))
+
+
 def pattern(offset: int, size: int) -> bytes:
     """Deterministic body bytes: position ``i`` holds ``i % 251`` (a prime, so chunks differ)."""
-    return bytes((offset + i) % 251 for i in range(size))
+    start = offset % 251
+    # Slicing repeated cycles is ~1000x faster than a generator: 32 MiB streams stay cheap.
+    return (_CYCLE * ((start + size) // 251 + 1))[start : start + size]
 
 
 def parse_script(header: bytes) -> list[dict[str, Any]]:
@@ -60,6 +68,9 @@ async def run_script(
         for index, step in enumerate(steps):
             entry: dict[str, Any] = {"i": index, "op": step.get("op"), "t0": time.monotonic()}
             timeline.append(entry)
+            if step.get("op") == "notify":
+                # Reported now, not with the timeline: the test waits for it to act.
+                emit({"rid": rid, "kind": "notify", "name": step.get("name"), "t": entry["t0"]})
             try:
                 entry["result"] = await _run_step(step, receive, send, wait)
                 entry["ok"] = True
@@ -74,10 +85,88 @@ async def run_script(
                 entry["t1"] = time.monotonic()
                 if step.get("propagate"):
                     raise
+                if step.get("carry_on"):
+                    continue  # the app caught it and goes on (to send a fallback response)
                 return
             entry["t1"] = time.monotonic()
     finally:
         emit({"rid": rid, "kind": "script", "timeline": _plain(timeline)})
+
+
+def _fd_open(fd: int) -> bool:
+    """Whether ``fd`` is still open (the server must leave closing it to the app)."""
+    import os
+
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+#: How many events a ``digest_body`` step lists one by one (the totals cover them all).
+_DIGEST_EVENTS = 512
+#: How many of them it also reports at once, for a test that waits on the first few.
+_DIGEST_REPORTS = 16
+
+
+async def _digest_body(
+    receive: Callable[[], Awaitable[Message]], timeout: float, report: Any
+) -> dict[str, Any]:
+    """Receive the request body and describe it without echoing it (bodies may be MiB).
+
+    Each ``http.request`` becomes ``[size, body type, more_body type, bool(more_body)]``
+    (a missing key is ``"-"``); bytes-like bodies feed one SHA-256.  It stops at the first
+    event that ends the body by the letter of www.rst "Request": ``more_body`` missing or
+    false, or anything but ``http.request``; ``end`` says which, or ``"timeout"``.  With
+    ``report`` (a request id) the first events are also emitted at once as ``body-event``
+    observations, so a test can wait until the app has a first piece of a body.
+    """
+    digest = hashlib.sha256()
+    events: list[list[Any]] = []
+    count = length = 0
+    end: Any = "timeout"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+        except asyncio.TimeoutError:
+            break
+        kind = message.get("type")
+        if kind != "http.request":
+            end = kind if isinstance(kind, str) else repr(kind)
+            break
+        body = message.get("body", None)
+        size = 0
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            size = len(body)
+            digest.update(body)
+        more = bool(message.get("more_body", False))
+        row = [
+            size,
+            type(body).__name__ if "body" in message else "-",
+            type(message["more_body"]).__name__ if "more_body" in message else "-",
+            more,
+        ]
+        if count < _DIGEST_EVENTS:
+            events.append(row)
+        if report and count < _DIGEST_REPORTS:
+            emit(
+                {"rid": str(report), "kind": "body-event", "i": count, "size": size,
+                 "more_body": more, "t": time.monotonic()}
+            )  # fmt: skip
+        count += 1
+        length += size
+        if not more:
+            end = "final"
+            break
+    return {
+        "events": events,
+        "count": count,
+        "length": length,
+        "sha256": digest.hexdigest(),
+        "end": end,
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -100,6 +189,8 @@ async def _run_step(
             return dict(await asyncio.wait_for(receive(), timeout))
         except asyncio.TimeoutError:
             return "timeout"
+    if op == "digest_body":
+        return await _digest_body(receive, timeout, step.get("report"))
     if op == "read_body":
         events: list[Any] = []
         deadline = time.monotonic() + timeout
@@ -141,7 +232,17 @@ async def _run_step(
         return sent
     if op == "wait_flag":
         return await wait_flag(str(step["flag"]), timeout)
-    if op == "mark":
+    if op == "zerocopysend":
+        # extensions.rst "Zero Copy Send": the message carries an open file object, which
+        # cannot travel in a script; the app opens the file, sends, and closes it itself.
+        with open(str(step["path"]), "rb") as file:
+            if "seek" in step:
+                file.seek(int(step["seek"]))
+            await send(
+                {"type": "http.response.zerocopysend", "file": file, **step.get("extra", {})}
+            )
+            return {"fd_open_after": _fd_open(file.fileno())}
+    if op in ("mark", "notify"):
         return step.get("name")
     if op == "sleep":
         await asyncio.sleep(float(step["seconds"]))

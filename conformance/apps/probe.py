@@ -33,7 +33,7 @@ from conformance.apps._encoding import encode
 from conformance.apps._script import parse_script, run_script
 
 
-__all__ = ["LegacyApp", "app"]
+__all__ = ["LegacyApp", "app", "isolated"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -108,17 +108,24 @@ _rendezvous = _Rendezvous()
 class _Recorder:
     """Wraps receive/send so every event and every send outcome is noted."""
 
-    def __init__(self, rid: str, receive: Receive, send: Send) -> None:
+    def __init__(self, rid: str, receive: Receive, send: Send, *, keep_bodies: bool = True) -> None:
         self.rid = rid
         self._receive = receive
         self._send = send
+        #: ``x-probe-bodies: omit`` notes request bodies by size only (MiB bodies, hashed elsewhere).
+        self.keep_bodies = keep_bodies
         self.events: list[dict[str, Any]] = []
         self.send_errors: list[str] = []
         self.disconnected = False
 
     async def receive(self) -> Message:
         message = await self._receive()
-        self.events.append({"t": time.monotonic(), "event": encode(message)})
+        noted: Any = message
+        if not self.keep_bodies and isinstance(message, dict) and "body" in message:
+            body = message["body"]
+            size = len(body) if isinstance(body, (bytes, bytearray, memoryview, str)) else None
+            noted = {**message, "body": f"<{type(body).__name__} of {size}>"}
+        self.events.append({"t": time.monotonic(), "event": encode(noted)})
         if isinstance(message, dict) and message.get("type") == "http.disconnect":
             self.disconnected = True
         return message
@@ -185,7 +192,7 @@ async def _handle(scope: Scope, receive: Receive, send: Send, style: str, called
     args = _header_map(scope)
     rid = args.get(RID_HEADER, b"").decode("latin-1")
     behaviour = args.get(PROBE_HEADER, b"echo").decode("latin-1")
-    recorder = _Recorder(rid, receive, send)
+    recorder = _Recorder(rid, receive, send, keep_bodies=_arg(args, "bodies") != "omit")
     if rid:
         emit(
             {
@@ -300,6 +307,13 @@ _BEHAVIOURS: dict[str, _Behaviour] = {
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The single-callable (ASGI 3) probe."""
     await _handle(scope, receive, send, "asgi3", time.monotonic())
+
+
+#: The same app under another name.  Instances are keyed by the app they serve, so
+#: ``LaunchConfig(app="conformance.apps.probe:isolated")`` gives a check a server of its
+#: own: for checks that may leave a server broken for everyone after them (daphne stops
+#: reaping every app once one has raised mid-response).
+isolated = app
 
 
 class LegacyApp:

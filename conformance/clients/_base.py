@@ -48,6 +48,10 @@ class Response:
     reason: bytes = b""
     sent: bytes = b""
     received: bytes = field(default=b"", repr=False)
+    #: Informational (1xx) responses that came before this one: (status, headers) each.
+    informational: list[tuple[int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
+    #: Trailer fields after a chunked body (empty when there were none).
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:

@@ -93,6 +93,16 @@ class RawHTTP1Connection:
 
     async def send(self, request: Request) -> None:
         """Write the request and prime h11 to read its response."""
+        self.prime(request)
+        await self.send_bytes(encode_request(request))
+
+    def prime(self, request: Request) -> None:
+        """Ready h11 to parse the response to ``request``, whose bytes go out by other means.
+
+        :meth:`send` does both at once; a check that pipelines writes several
+        requests in one :meth:`send_bytes` and primes each just before reading its
+        response.
+        """
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
             self._h11.start_next_cycle()
         stand_in = [("Host", "localhost")]
@@ -100,16 +110,36 @@ class RawHTTP1Connection:
             stand_in.append(("Connection", "close"))
         self._h11.send(h11.Request(method=request.method, target=b"/", headers=stand_in))
         self._h11.send(h11.EndOfMessage())
-        await self.send_bytes(encode_request(request))
+
+    async def wait_closed(self, *, timeout: float) -> bytes | None:
+        """Wait for the server to close the connection: the bytes it sent first, or None.
+
+        None means the connection was still open when ``timeout`` passed.  Bytes
+        read here are kept in ``received`` but not parsed (a response is complete).
+        """
+        start = len(self.received)
+        try:
+            with anyio.fail_after(timeout):
+                while True:
+                    try:
+                        data = await self._stream.receive(_READ_SIZE)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        self.closed_by_peer = True
+                        return bytes(self.received[start:])
+                    self.received += data
+        except TimeoutError:
+            return None
 
     async def read_response(self, *, timeout: float | None = None) -> Response:
-        """Read one complete response (informational ones are skipped)."""
+        """Read one complete response (informational ones are kept in ``informational``)."""
         start = len(self.received)
         status = 0
         reason = b""
         version = ""
         headers: list[tuple[bytes, bytes]] = []
         body = bytearray()
+        informational: list[tuple[int, list[tuple[bytes, bytes]]]] = []
+        trailers: list[tuple[bytes, bytes]] = []
         try:
             with anyio.fail_after(timeout if timeout is not None else self._timeout):
                 while True:
@@ -124,6 +154,12 @@ class RawHTTP1Connection:
                         self._h11.receive_data(data)
                         continue
                     if isinstance(event, h11.InformationalResponse):
+                        informational.append(
+                            (
+                                event.status_code,
+                                [(bytes(k), bytes(v)) for k, v in event.headers.raw_items()],
+                            )
+                        )
                         continue
                     if isinstance(event, h11.Response):
                         status, reason = event.status_code, bytes(event.reason)
@@ -132,6 +168,7 @@ class RawHTTP1Connection:
                     elif isinstance(event, h11.Data):
                         body += event.data
                     elif isinstance(event, h11.EndOfMessage):
+                        trailers = [(bytes(k), bytes(v)) for k, v in event.headers.raw_items()]
                         break
                     elif isinstance(event, h11.ConnectionClosed):
                         raise ConnectionClosed(
@@ -160,7 +197,37 @@ class RawHTTP1Connection:
             reason=reason,
             sent=bytes(self.sent),
             received=bytes(self.received[start:]),
+            informational=informational,
+            trailers=trailers,
         )
+
+    async def receive_until(self, marker: bytes, *, timeout: float) -> bytes:
+        """Read raw bytes until ``marker`` has arrived (a partly read response); the bytes so far.
+
+        For checks that read part of a response and then leave: the bytes also
+        reach h11, so :meth:`read_response` can still parse the whole exchange.
+        Raises :class:`ServerTimeout` or :class:`ConnectionClosed` with the bytes seen.
+        """
+        start = len(self.received)
+        try:
+            with anyio.fail_after(timeout):
+                while marker not in self.received[start:]:
+                    try:
+                        data = await self._stream.receive(_READ_SIZE)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        self.closed_by_peer = True
+                        raise ConnectionClosed(
+                            f"the server closed the connection before {marker!r} arrived; "
+                            f"received {bytes(self.received[start:])[:500]!r}"
+                        ) from None
+                    self.received += data
+                    self._h11.receive_data(data)
+        except TimeoutError:
+            raise ServerTimeout(
+                f"{marker!r} did not arrive within {timeout:.1f}s; "
+                f"received {bytes(self.received[start:])[:500]!r}"
+            ) from None
+        return bytes(self.received[start:])
 
     async def exchange(self, request: Request) -> Response:
         await self.send(request)

@@ -1,0 +1,409 @@
+"""Errors the application makes (asgi.rst "Error Handling"; www.rst "Response Start", "Response Body").
+
+Two kinds of mistakes.  An app that *raises* must have its instance and its
+connection terminated; the server may report the error however it likes (a
+500 is customary, and recorded), but a response cut short must never look
+complete on the wire.  An app that *sends an invalid event* (unknown type, a
+str where bytes belong, messages out of order) should get an exception out of
+``send()``, and nothing built from the invalid event should reach the client.
+
+The client is a raw HTTP/1.1 connection parsed by h11: "complete" means h11 saw
+the end of the message (Content-Length satisfied, chunked terminator read).
+The scripted probe app reports what each ``send()`` did (returned, or raised
+which exception) through the side channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import h11
+
+from conformance import _steps as steps
+from conformance import requirement
+from conformance._launcher import LaunchConfig
+from conformance._probe import Probe, expect
+from conformance._steps import encode_script
+from conformance._timing import units
+from conformance._verdicts import ConformanceFailure
+from conformance.clients import ClientError, RawHTTP1Connection, Request, Response, ServerTimeout
+
+
+@dataclass
+class Outcome:
+    """How one scripted request ended, as the client saw it."""
+
+    rid: str
+    #: The complete response, if h11 saw one end.
+    response: Response | None
+    #: Why there is no complete response ("" if there is one).
+    error: str
+    #: Neither a complete response nor a close within the bound.
+    timed_out: bool
+    #: Every byte received on the connection.
+    received: bytes
+
+    @property
+    def head_status(self) -> int | None:
+        """The status of the first final response head on the wire, complete or not."""
+        return _head_status(self.received)
+
+    def describe(self) -> str:
+        if self.response is not None:
+            r = self.response
+            return f"a complete {r.status} response, body {r.body[:80]!r}"
+        status = self.head_status
+        head = f"a {status} head, then " if status is not None else ""
+        return f"{head}no complete response: {self.error[:300]}"
+
+
+def _head_status(received: bytes) -> int | None:
+    """The status of the first non-informational response head in ``received`` (h11 parses)."""
+    parser = h11.Connection(h11.CLIENT)
+    parser.send(h11.Request(method="GET", target="/", headers=[("Host", "localhost")]))
+    parser.send(h11.EndOfMessage())
+    parser.receive_data(received)
+    try:
+        while True:
+            event = parser.next_event()
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            return event.status_code if isinstance(event, h11.Response) else None
+    except h11.RemoteProtocolError:
+        return None
+
+
+#: A server of its own for checks that may leave it broken (see probe.isolated).
+ISOLATED = LaunchConfig(app="conformance.apps.probe:isolated")
+
+
+async def _open(asgi: Probe, config: LaunchConfig | None) -> RawHTTP1Connection:
+    # Starting an instance blocks while it boots: keep the event loop free.
+    server = await anyio.to_thread.run_sync(asgi.instance, config)
+    return await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+
+
+def _request(asgi: Probe, script: Sequence[dict[str, Any]]) -> tuple[str, Request]:
+    rid = asgi.new_rid()
+    probe = asgi.probe_headers(rid, "script", {"script": encode_script(script)})
+    return rid, Request(headers=probe)
+
+
+async def _run(
+    asgi: Probe,
+    script: Sequence[dict[str, Any]],
+    *,
+    bound: float,
+    config: LaunchConfig | None = None,
+) -> Outcome:
+    """Send a request carrying ``script`` on a new connection and read what comes back."""
+    rid, request = _request(asgi, script)
+    response: Response | None = None
+    error, timed_out = "", False
+    async with await _open(asgi, config) as connection:
+        await connection.send(request)
+        try:
+            response = await connection.read_response(timeout=bound)
+        except ServerTimeout as exc:
+            error, timed_out = str(exc), True
+        except ClientError as exc:
+            error = str(exc)
+    return Outcome(rid, response, error, timed_out, bytes(connection.received))
+
+
+async def _timeline(asgi: Probe, rid: str) -> list[dict[str, Any]]:
+    found = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3))
+    if not found:
+        raise ConformanceFailure("the probe app never reported its script")
+    timeline: list[dict[str, Any]] = found[0]["timeline"]
+    return timeline
+
+
+def _send_outcome(timeline: list[dict[str, Any]], index: int) -> tuple[bool, str]:
+    """Whether step ``index`` (a send) raised, and what it did, in words."""
+    if index >= len(timeline):
+        return False, "was never reached"
+    entry = timeline[index]
+    if entry.get("ok"):
+        return False, "returned quietly"
+    return True, f"raised {entry.get('error')}"
+
+
+# -- the app raises ----------------------------------------------------------------------------
+
+
+@requirement("http.error.exception-before-start")
+async def test_exception_before_start_never_becomes_a_success(asgi: Probe) -> None:
+    """An app that raises before http.response.start: the client gets an error status or a close, never a 2xx."""
+    outcome = await _run(asgi, [steps.read_body(units(2)), steps.fail()], bound=units(3))
+    sent = "GET / to an app that raises before responding"
+    expect(
+        not outcome.timed_out,
+        sent=sent,
+        expected=f"an error response or a close within {units(3):.1f}s",
+        observed=outcome.describe(),
+    )
+    status = outcome.response.status if outcome.response is not None else None
+    expect(
+        status is None or status >= 400,
+        sent=sent,
+        expected="an error status (the app never chose one) or a closed connection",
+        observed=outcome.describe(),
+    )
+    asgi.observe(outcome.describe())
+
+
+@requirement("http.error.exception-response")
+async def test_exception_response_is_recorded(asgi: Probe) -> None:
+    """The status, body and connection fate when the app raises before responding are recorded."""
+    rid, request = _request(asgi, [steps.read_body(units(2)), steps.fail()])
+    async with await _open(asgi, None) as connection:
+        await connection.send(request)
+        try:
+            response = await connection.read_response(timeout=units(3))
+        except ClientError as exc:
+            raise ConformanceFailure(f"no response: {exc}") from None
+        what = f"{response.status} {response.body[:60]!r}"
+        if (response.header(b"connection") or b"").lower() == b"close":
+            asgi.observe(f"{what}; Connection: close")
+            return
+        try:
+            again = await connection.exchange(Request(headers=asgi.probe_headers(rid, "echo")))
+            fate = f"connection kept open (next request: {again.status})"
+        except (ClientError, OSError, h11.ProtocolError) as exc:
+            fate = f"connection closed ({type(exc).__name__})"
+    asgi.observe(f"{what}; {fate}")
+
+
+def _raise_mid_body(headers: Sequence[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
+    return [
+        steps.read_body(units(2)),
+        steps.start(200, headers),
+        steps.body(b"partial-", more=True),
+        steps.fail(),
+    ]
+
+
+@requirement("http.error.exception-mid-body")
+async def test_exception_mid_body_leaves_response_incomplete(asgi: Probe) -> None:
+    """An app that raises after part of a body: the connection closes, no chunked terminator, no length met."""
+    # Two requests at once, without Content-Length (chunked) and with Content-Length 100
+    # (8 bytes sent), on an instance of their own: daphne 4.2 stops reaping apps for good
+    # once one raises mid-response (server.py application_checker dies in handle_exception).
+    variants = {"no Content-Length": [], "Content-Length 100": [(b"content-length", b"100")]}
+    outcomes: dict[str, Outcome] = {}
+
+    async def one(name: str, headers: list[tuple[bytes, bytes]]) -> None:
+        outcomes[name] = await _run(asgi, _raise_mid_body(headers), bound=units(2), config=ISOLATED)
+
+    async with anyio.create_task_group() as tasks:
+        for name, headers in variants.items():
+            tasks.start_soon(one, name, headers)
+    for name in variants:
+        outcome = outcomes[name]
+        sent = f"GET / to an app that starts a 200 ({name}), sends 8 bytes, then raises"
+        expect(
+            not outcome.timed_out,
+            sent=sent,
+            expected=f"the connection closed within {units(2):.1f}s",
+            observed=outcome.describe(),
+        )
+        expect(
+            outcome.response is None or outcome.response.status >= 500,
+            sent=sent,
+            expected="the connection closed before the response is complete",
+            observed=outcome.describe() + " (a truncated body passed off as whole)",
+        )
+    asgi.observe("; ".join(f"{name}: {outcomes[name].describe()}" for name in variants))
+
+
+@requirement("http.error.no-response")
+async def test_app_returning_without_response_is_recorded(asgi: Probe) -> None:
+    """What the client gets when the app returns without sending http.response.start is recorded."""
+    outcome = await _run(asgi, [steps.read_body(units(2))], bound=units(2))
+    if outcome.timed_out:
+        raise ConformanceFailure(f"no response and no close: {outcome.describe()}")
+    asgi.observe(outcome.describe())
+
+
+# -- the app sends invalid events --------------------------------------------------------------
+
+#: The body of every response in these checks; invalid starts announce its length too.
+BODY = b"the-response-body"
+SIZED = [(b"content-length", str(len(BODY)).encode())]
+#: What an app that caught the error sends instead: a 500 of its own (never a 2xx).
+FALLBACK = [
+    steps.send({"type": "http.response.start", "status": 500, "headers": SIZED}, carry_on=True),
+    steps.body(BODY),
+]
+
+
+async def _invalid(asgi: Probe, invalid: dict[str, Any], sent: str, *, before: int = 0) -> None:
+    """Send ``invalid`` (after ``before`` valid steps), then the app's fallback; judge both ends.
+
+    ``send()`` must raise; the client must see no 2xx head, which only the invalid
+    event could have produced (the fallback is a 500).
+    """
+    script = [steps.read_body(units(2)), steps.send(invalid, carry_on=True), *FALLBACK]
+    outcome = await _run(asgi, script, bound=units(2))
+    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 1)
+    observed = f"send() {did}; the client got {outcome.describe()}"
+    expect(raised, sent=sent, expected="send() to raise", observed=observed)
+    expect(
+        not _garbage_reached(outcome),
+        sent=sent,
+        expected="no 2xx head on the wire (the app's fallback is a 500)",
+        observed=observed,
+    )
+    asgi.observe(f"send() {did}; the client got {outcome.describe()[:80]}")
+
+
+def _garbage_reached(outcome: Outcome) -> bool:
+    """A 2xx head on the wire: only an invalid event could have made it."""
+    status = outcome.head_status
+    return status is not None and 200 <= status < 300
+
+
+@requirement("http.error.invalid-type")
+async def test_send_of_unknown_event_type_raises(asgi: Probe) -> None:
+    """send() of {"type": "http.response.bogus"} raises."""
+    bogus = {"type": "http.response.bogus", "status": 200, "headers": SIZED}
+    await _invalid(asgi, bogus, "an event of type 'http.response.bogus'")
+
+
+@requirement("http.error.invalid-status")
+async def test_start_with_str_status_raises(asgi: Probe) -> None:
+    """http.response.start with status "200" (a str) raises, and no 2xx goes out."""
+    start = {"type": "http.response.start", "status": "200", "headers": SIZED}
+    await _invalid(asgi, start, "http.response.start with status '200' (str)")
+
+
+@requirement("http.error.invalid-header")
+async def test_start_with_str_header_name_raises(asgi: Probe) -> None:
+    """http.response.start with a str header name raises, and no 2xx goes out."""
+    start = {"type": "http.response.start", "status": 200, "headers": [("x-str", b"v"), *SIZED]}
+    await _invalid(asgi, start, "a start with header ('x-str', b'v') (str name)")
+
+
+@requirement("http.error.invalid-header")
+async def test_start_with_str_header_value_raises(asgi: Probe) -> None:
+    """http.response.start with a str header value raises, and no 2xx goes out."""
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"x-str", "v"), *SIZED]}
+    await _invalid(asgi, start, "a start with header (b'x-str', 'v') (str value)")
+
+
+@requirement("http.error.body-before-start")
+async def test_body_before_start_raises(asgi: Probe) -> None:
+    """http.response.body sent before any http.response.start raises, and no 2xx goes out."""
+    early = {"type": "http.response.body", "body": BODY, "more_body": False}
+    await _invalid(asgi, early, "http.response.body before http.response.start")
+
+
+@requirement("http.error.invalid-body")
+async def test_body_of_str_raises(asgi: Probe) -> None:
+    """http.response.body with a str body raises, and the str never reaches the client."""
+    text = "a-str-body-instead-of-bytes"
+    script = [
+        steps.read_body(units(2)),
+        steps.start(200),
+        steps.send({"type": "http.response.body", "body": text, "more_body": True}, carry_on=True),
+        steps.body(BODY),
+    ]
+    outcome = await _run(asgi, script, bound=units(2))
+    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 2)
+    sent = "a valid 200 start, then http.response.body with a str body"
+    observed = f"send() {did}; the client got {outcome.describe()}"
+    expect(raised, sent=sent, expected="send() to raise", observed=observed)
+    expect(
+        text.encode() not in outcome.received,
+        sent=sent,
+        expected="the str nowhere on the wire",
+        observed=observed,
+    )
+    asgi.observe(f"send() {did}")
+
+
+@requirement("http.error.second-start")
+async def test_second_start_raises(asgi: Probe) -> None:
+    """A second http.response.start raises, and its status never reaches the client."""
+    script = [
+        steps.read_body(units(2)),
+        steps.start(200, SIZED),
+        steps.send({"type": "http.response.start", "status": 201, "headers": SIZED}, carry_on=True),
+        steps.body(BODY),
+    ]
+    outcome = await _run(asgi, script, bound=units(2))
+    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 2)
+    sent = "http.response.start 200, then http.response.start 201"
+    observed = f"send() {did}; the client got {outcome.describe()}"
+    expect(raised, sent=sent, expected="the second send() to raise", observed=observed)
+    expect(
+        outcome.head_status != 201 and b" 201 " not in outcome.received,
+        sent=sent,
+        expected="the second start nowhere on the wire",
+        observed=f"received {outcome.received[:300]!r}",
+    )
+    asgi.observe(f"send() {did}")
+
+
+# -- the server carries on -----------------------------------------------------------------------
+
+
+#: Scripts that each end in an app error of a different kind.
+_FAILURES: dict[str, list[dict[str, Any]]] = {
+    "raise before start": [steps.read_body(units(2)), steps.fail()],
+    "raise mid-body": _raise_mid_body([]),
+    "return without a response": [steps.read_body(units(2))],
+    "invalid start, propagated": [
+        steps.read_body(units(2)),
+        steps.send({"type": "http.response.start", "status": "x"}, propagate=True),
+    ],
+    "body before start, propagated": [
+        steps.read_body(units(2)),
+        steps.send({"type": "http.response.body", "body": b"x"}, propagate=True),
+    ],
+    "second start, propagated": [
+        steps.read_body(units(2)),
+        steps.start(200),
+        steps.send({"type": "http.response.start", "status": 200}, propagate=True),
+    ],
+}
+
+
+@requirement("http.error.server-survives")
+async def test_server_keeps_serving_after_app_errors(asgi: Probe) -> None:
+    """After six kinds of app error at once, a fresh request gets 200 and a fresh raising app still gets its error."""
+    # On an instance of its own: the errors may break it for the checks after this one.
+    async with AsyncExitStack() as stack:
+        # Every failing app runs to its end (its script reported) before the fresh requests.
+        rids = {}
+        for name, script in _FAILURES.items():
+            connection = await stack.enter_async_context(await _open(asgi, ISOLATED))
+            rids[name], request = _request(asgi, script)
+            await connection.send(request)
+        for rid in rids.values():
+            await _timeline(asgi, rid)
+        sent = f"after app errors ({', '.join(_FAILURES)}): "
+        try:
+            after = await asgi.send(config=ISOLATED, timeout=units(3))
+            observed = f"{after.response.status} {after.response.body[:80]!r}"
+            ok = after.response.status == 200
+        except ClientError as exc:
+            observed, ok = str(exc), False
+        expect(ok, sent=sent + "a fresh GET", expected="200", observed=observed)
+        again = await _run(
+            asgi, [steps.read_body(units(2)), steps.fail()], bound=units(2), config=ISOLATED
+        )
+        status = again.response.status if again.response is not None else None
+        expect(
+            not again.timed_out and (status is None or status >= 400),
+            sent=sent + "a fresh GET to an app that raises",
+            expected=f"an error response or a close within {units(2):.1f}s, as before",
+            observed=again.describe(),
+        )
+    asgi.observe(f"then a fresh raising app got {again.describe()[:60]}")

@@ -1,0 +1,168 @@
+"""Streaming responses (www.rst "Response Body - send event", "Disconnect - receive event").
+
+"Protocol servers must flush any data passed to them into the send buffer before
+returning from a send call": a chunk the app has sent is on its way before the app
+sends the next.  These checks prove it by ordering, never by timing: the app waits
+on a side-channel flag that the client sets only once it has *read* the chunk.  A
+server that holds chunks back never lets the client read it, and the bounded wait
+runs out.  For the large stream, the client's first body byte is compared with the
+moment the app finished its stream step, on the same monotonic clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from conformance import _steps as steps
+from conformance import requirement
+from conformance._probe import Exchange, Probe, expect
+from conformance._timing import units
+from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
+
+
+async def _open_script(
+    asgi: Probe, script: Sequence[dict[str, Any]]
+) -> tuple[RawHTTP1Connection, Exchange]:
+    """Send a scripted request on a connection of our own, to read its response piecemeal.
+
+    The exchange carries no response (the caller reads it in pieces); it fetches the
+    app's timeline.
+    """
+    server = asgi.instance()
+    rid = asgi.new_rid()
+    request = Request(
+        headers=asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
+    )
+    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+    await connection.send(request)
+    unread = Response(status=0, headers=[], body=b"", http_version="")
+    return connection, Exchange(rid, request, unread, asgi.server.channel)
+
+
+@requirement("http.streaming.flush-per-chunk")
+async def test_each_chunk_reaches_the_client_before_the_next_is_sent(asgi: Probe) -> None:
+    """The client reads chunk A while the app waits for it before sending chunk B."""
+    token = asgi.new_rid()
+    a, b = f"<chunk-A-{token}>".encode(), f"<chunk-B-{token}>".encode()
+    script = [
+        steps.read_body(),
+        steps.start(200),
+        steps.body(a, more=True),
+        steps.wait_flag(f"got-A-{token}", units(3)),
+        steps.body(b, more=True),
+        steps.wait_flag(f"got-B-{token}", units(3)),
+        steps.body(b""),
+    ]
+    connection, exchange = await _open_script(asgi, script)
+    async with connection:
+        try:
+            await connection.receive_until(a, timeout=units(3))
+            asgi.server.channel.set_flag(f"got-A-{token}")
+            await connection.receive_until(b, timeout=units(3))
+            asgi.server.channel.set_flag(f"got-B-{token}")
+            response = await connection.read_response(timeout=units(3))
+        except ClientError as exc:
+            expect(
+                False,
+                sent="body A (more_body), then the app waits until the client has read A",
+                expected="A to reach the client while the app waits",
+                observed=f"the chunk never arrived: {exc}",
+            )
+            return
+    expect(
+        response.body == a + b,
+        sent="bodies A and B (more_body), then an empty final body",
+        expected="the body A + B",
+        observed=f"body {response.body[:100]!r}",
+    )
+    asgi.observe(f"each chunk was read before the next was sent (rid {exchange.rid})")
+
+
+@requirement("http.streaming.receive-while-streaming")
+async def test_receive_while_streaming_waits_until_the_client_leaves(asgi: Probe) -> None:
+    """Mid-stream, receive() returns nothing while the client stays, http.disconnect once it leaves."""
+    token = asgi.new_rid()
+    a, b = f"<A-{token}>".encode(), f"<B-{token}>".encode()
+    script = [
+        steps.read_body(),
+        steps.start(200),
+        steps.body(a, more=True),
+        steps.receive(timeout=units(0.25)),
+        steps.body(b, more=True),
+        steps.wait_flag(f"left-{token}", units(3)),
+        steps.receive(timeout=units(3)),
+    ]
+    connection, exchange = await _open_script(asgi, script)
+    async with connection:
+        try:
+            await connection.receive_until(b, timeout=units(3))
+        except ClientError as exc:
+            expect(
+                False,
+                sent="body A, receive(), body B",
+                expected="A and B on the wire",
+                observed=str(exc),
+            )
+    # The client has closed its connection: now the app may see http.disconnect.
+    asgi.server.channel.set_flag(f"left-{token}")
+    timeline = exchange.timeline()
+    during = timeline[3].get("result") if len(timeline) > 3 else "never called"
+    after = timeline[6].get("result") if len(timeline) > 6 else "never called"
+    errors = [f"step {e['i']}: {e.get('error')}" for e in timeline if not e.get("ok")]
+    expect(
+        during == "timeout",
+        sent="receive() mid-stream, client still connected and reading",
+        expected="receive() to wait (no event)",
+        observed=f"receive() returned {during!r}; errors {errors}",
+    )
+    got = after.get("type") if isinstance(after, dict) else after
+    expect(
+        got == "http.disconnect",
+        sent="receive() after the client closed the connection mid-stream",
+        expected="http.disconnect",
+        observed=f"{after!r}; errors {errors}",
+    )
+
+
+LARGE = 32 << 20
+CHUNK = 64 << 10
+
+
+@requirement("http.streaming.large-not-buffered")
+async def test_large_stream_reaches_the_client_while_the_app_sends(asgi: Probe) -> None:
+    """The client has the first bytes of a 32 MiB stream before the app has sent the last chunk."""
+    script = [
+        steps.read_body(),
+        steps.start(200),
+        steps.stream(LARGE, CHUNK, final=False),
+        steps.body(b""),
+    ]
+    first = steps.pattern(0, 64)
+    connection, exchange = await _open_script(asgi, script)
+    async with connection:
+        try:
+            await connection.receive_until(first, timeout=units(5))
+            first_at = time.monotonic()
+            response = await connection.read_response(timeout=units(10))
+        except ClientError as exc:
+            expect(False, sent="a 32 MiB stream", expected="the stream", observed=str(exc))
+            return
+    timeline = exchange.timeline()
+    streamed = timeline[2]
+    expect(
+        hashlib.sha256(response.body).digest() == hashlib.sha256(steps.pattern(0, LARGE)).digest(),
+        sent=f"{LARGE >> 20} MiB in {CHUNK >> 10} KiB body messages",
+        expected=f"{LARGE} bytes intact",
+        observed=f"{len(response.body)} bytes (content differs or truncated)",
+    )
+    lead = streamed["t1"] - first_at
+    expect(
+        lead > 0,
+        sent=f"{LARGE >> 20} MiB in {CHUNK >> 10} KiB body messages, then a final empty body",
+        expected="the client's first body byte before the app finished sending the stream",
+        observed=f"the first byte arrived {-lead:.3f}s after the app had sent the whole stream",
+    )
+    asgi.observe(f"first byte {lead:.3f}s before the app's last chunk was sent")
