@@ -95,12 +95,28 @@ def _parse(entry: Mapping[str, Any], source: str) -> Requirement:
     )
 
 
+#: Areas in reading order (the matrix lists rows in this order); other files follow by name.
+AREA_ORDER = (
+    "http_scope.toml",
+    "http_request.toml",
+    "http_response.toml",
+    "http_disconnect.toml",
+    "http_errors.toml",
+    "ext_http.toml",
+)
+
+
+def _file_order(item: Any) -> tuple[int, str]:
+    name = str(item.name)
+    return (AREA_ORDER.index(name) if name in AREA_ORDER else len(AREA_ORDER), name)
+
+
 @cache
 def catalogue() -> Mapping[str, Requirement]:
-    """Every requirement, keyed by id, in file order (areas sorted by file name)."""
+    """Every requirement, keyed by id, in reading order (:data:`AREA_ORDER`, then file order)."""
     found: dict[str, Requirement] = {}
     folder = resources.files("conformance") / "catalogue"
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+    for item in sorted(folder.iterdir(), key=_file_order):
         if not item.name.endswith(".toml"):
             continue
         data = tomllib.loads(item.read_text(encoding="utf-8"))
