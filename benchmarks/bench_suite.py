@@ -15,40 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-
-FOUNDATION = ("uvicorn", "hypercorn", "daphne", "granian")
+from _runs import FOUNDATION, run_suite
 
 
 def run(servers: list[str], extra: list[str], parallel: int | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="asgi-bench-") as tmp:
-        report = Path(tmp) / "out"
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--asgi-report",
-            str(report),
-        ]
-        command += [f"--asgi-server={s}" for s in servers]
-        if parallel:
-            command += ["-n", str(parallel)]
-        command += extra
-        began = time.monotonic()
-        subprocess.run(
-            command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        )
-        wall = time.monotonic() - began
-        matrix = json.loads((report / "matrix.json").read_text())
+    matrix, wall = run_suite(servers, [*(["-n", str(parallel)] if parallel else []), *extra])
     cells = sum(len(row) for row in matrix["results"].values())
     checks = sum(len(cell["checks"]) for row in matrix["results"].values() for cell in row.values())
     boots = sum(

@@ -4,41 +4,20 @@ A flaky check is a bug: the same server must give the same matrix run after run.
 Exit status 1 if any cell changed.
 
     python benchmarks/determinism.py -n 10                 # the four foundation servers
-    python benchmarks/determinism.py -n 3 uvicorn -- -k path
+    python benchmarks/determinism.py -n 3 uvicorn -k path
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 
-
-FOUNDATION = ("uvicorn", "hypercorn", "daphne", "granian")
+from _runs import FOUNDATION, run_suite
 
 
 def one_run(servers: list[str], extra: list[str]) -> dict[str, dict[str, str]]:
-    with tempfile.TemporaryDirectory(prefix="asgi-determinism-") as tmp:
-        report = Path(tmp) / "out"
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--asgi-report",
-            str(report),
-        ]
-        command += [f"--asgi-server={s}" for s in servers] + extra
-        subprocess.run(
-            command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        )
-        matrix = json.loads((report / "matrix.json").read_text())
+    matrix, _ = run_suite(servers, extra)
     return {
         server: {rid: cell["verdict"] for rid, cell in row.items()}
         for server, row in matrix["results"].items()
