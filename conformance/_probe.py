@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from conformance._batch import Batch
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._profiles import Target
 from conformance._sidechannel import Observation, SideChannel
@@ -45,6 +46,9 @@ class ServerUnderTest:
         self.log_dir = log_dir
         self._instances: dict[str, ServerProcess] = {}
         self._failed: dict[str, ServerStartError] = {}
+        self._batches: dict[str, Batch] = {}
+        # Checks start instances from their own loop; a batch (see batch()) from its thread.
+        self._lock = threading.RLock()
 
     @property
     def main(self) -> ServerProcess:
@@ -52,6 +56,10 @@ class ServerUnderTest:
 
     def instance(self, config: LaunchConfig) -> ServerProcess:
         """The instance for ``config``, started on first use (a start failure is remembered)."""
+        with self._lock:
+            return self._instance(config)
+
+    def _instance(self, config: LaunchConfig) -> ServerProcess:
         if config.key in self._failed:
             raise self._failed[config.key]
         if config.key not in self._instances:
@@ -69,7 +77,20 @@ class ServerUnderTest:
         return self._instances[config.key]
 
     def instances(self) -> list[ServerProcess]:
-        return list(self._instances.values())
+        with self._lock:
+            return list(self._instances.values())
+
+    def batch(self, key: str, start: Callable[[], Batch]) -> Batch:
+        """The batch of scenarios ``key`` for this target, started by ``start`` on first use."""
+        with self._lock:
+            if key not in self._batches:
+                self._batches[key] = start()
+            return self._batches[key]
+
+    def started_batch(self, key: str) -> Batch | None:
+        """The batch ``key`` if it was started, else None (never starts it)."""
+        with self._lock:
+            return self._batches.get(key)
 
     def crashed(self) -> str:
         """Why an instance is no longer running ("" while all are), with its log tail."""
@@ -84,7 +105,14 @@ class ServerUnderTest:
 
     def stop(self) -> list[str]:
         """Stop every instance at once: graceful shutdowns overlap instead of adding up."""
-        servers = list(self._instances.values())
+        # A batch still talking to an instance ends first (its waits are all bounded).
+        with self._lock:
+            batches = list(self._batches.values())
+        for batch in batches:
+            batch.join()
+        with self._lock:
+            self._batches.clear()
+            servers = list(self._instances.values())
         self._instances.clear()
         reports = [""] * len(servers)
 

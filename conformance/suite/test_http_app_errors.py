@@ -11,13 +11,20 @@ The client is a raw HTTP/1.1 connection parsed by h11: "complete" means h11 saw
 the end of the message (Content-Length satisfied, chunked terminator read).
 The scripted probe app reports what each ``send()`` did (returned, or raised
 which exception) through the side channel.
+
+Servers may hang in these error cases (daphne reaps failed apps on a 1 s loop),
+so most checks wait out their bound.  Their scenarios are independent: the first
+check of this module to run starts them all at once for its target (a
+:class:`~conformance._batch.Batch`), and each check judges its own scenario's
+outcome, so the bounds overlap instead of adding up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -26,6 +33,7 @@ import h11
 
 from conformance import _steps as steps
 from conformance import requirement
+from conformance._batch import Batch
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
 from conformance._steps import encode_script
@@ -134,13 +142,23 @@ def _send_outcome(timeline: list[dict[str, Any]], index: int) -> tuple[bool, str
     return True, f"raised {entry.get('error')}"
 
 
+async def _scenario(asgi: Probe, name: str) -> Any:
+    """What scenario ``name`` returned (or raised), all of them started at the first call per target."""
+
+    def start() -> Batch:
+        offsets = {i.pid: i.log_size() for i in asgi.server.instances() if i.pid is not None}
+        return Batch({key: partial(run, asgi) for key, run in _scenarios().items()}, offsets)
+
+    return await asgi.server.batch(__name__, start).result(name, asgi)
+
+
 # -- the app raises ----------------------------------------------------------------------------
 
 
 @requirement("http.error.exception-before-start")
 async def test_exception_before_start_never_becomes_a_success(asgi: Probe) -> None:
     """An app that raises before http.response.start: the client gets an error status or a close, never a 2xx."""
-    outcome = await _run(asgi, [steps.read_body(units(2)), steps.fail()], bound=units(3))
+    outcome: Outcome = await _scenario(asgi, "exception-before-start")
     sent = "GET / to an app that raises before responding"
     expect(
         not outcome.timed_out,
@@ -161,6 +179,11 @@ async def test_exception_before_start_never_becomes_a_success(asgi: Probe) -> No
 @requirement("http.error.exception-response")
 async def test_exception_response_is_recorded(asgi: Probe) -> None:
     """The status, body and connection fate when the app raises before responding are recorded."""
+    asgi.observe(await _scenario(asgi, "exception-response"))
+
+
+async def _exception_response(asgi: Probe) -> str:
+    """What the client got from an app that raised before responding, and the connection's fate."""
     rid, request = _request(asgi, [steps.read_body(units(2)), steps.fail()])
     async with await _open(asgi, None) as connection:
         await connection.send(request)
@@ -170,14 +193,13 @@ async def test_exception_response_is_recorded(asgi: Probe) -> None:
             raise ConformanceFailure(f"no response: {exc}") from None
         what = f"{response.status} {response.body[:60]!r}"
         if (response.header(b"connection") or b"").lower() == b"close":
-            asgi.observe(f"{what}; Connection: close")
-            return
+            return f"{what}; Connection: close"
         try:
             again = await connection.exchange(Request(headers=asgi.probe_headers(rid, "echo")))
             fate = f"connection kept open (next request: {again.status})"
         except (ClientError, OSError, h11.ProtocolError) as exc:
             fate = f"connection closed ({type(exc).__name__})"
-    asgi.observe(f"{what}; {fate}")
+    return f"{what}; {fate}"
 
 
 def _raise_mid_body(headers: Sequence[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
@@ -195,16 +217,10 @@ async def test_exception_mid_body_leaves_response_incomplete(asgi: Probe) -> Non
     # Two requests at once, without Content-Length (chunked) and with Content-Length 100
     # (8 bytes sent), on an instance of their own: daphne 4.2 stops reaping apps for good
     # once one raises mid-response (server.py application_checker dies in handle_exception).
-    variants = {"no Content-Length": [], "Content-Length 100": [(b"content-length", b"100")]}
     outcomes: dict[str, Outcome] = {}
-
-    async def one(name: str, headers: list[tuple[bytes, bytes]]) -> None:
-        outcomes[name] = await _run(asgi, _raise_mid_body(headers), bound=units(2), config=ISOLATED)
-
-    async with anyio.create_task_group() as tasks:
-        for name, headers in variants.items():
-            tasks.start_soon(one, name, headers)
-    for name in variants:
+    for name in _MID_BODY:
+        outcomes[name] = await _scenario(asgi, f"mid-body: {name}")
+    for name in _MID_BODY:
         outcome = outcomes[name]
         sent = f"GET / to an app that starts a 200 ({name}), sends 8 bytes, then raises"
         expect(
@@ -219,13 +235,19 @@ async def test_exception_mid_body_leaves_response_incomplete(asgi: Probe) -> Non
             expected="the connection closed before the response is complete",
             observed=outcome.describe() + " (a truncated body passed off as whole)",
         )
-    asgi.observe("; ".join(f"{name}: {outcomes[name].describe()}" for name in variants))
+    asgi.observe("; ".join(f"{name}: {outcomes[name].describe()}" for name in _MID_BODY))
+
+
+_MID_BODY: dict[str, list[tuple[bytes, bytes]]] = {
+    "no Content-Length": [],
+    "Content-Length 100": [(b"content-length", b"100")],
+}
 
 
 @requirement("http.error.no-response")
 async def test_app_returning_without_response_is_recorded(asgi: Probe) -> None:
     """What the client gets when the app returns without sending http.response.start is recorded."""
-    outcome = await _run(asgi, [steps.read_body(units(2))], bound=units(2))
+    outcome: Outcome = await _scenario(asgi, "no-response")
     if outcome.timed_out:
         raise ConformanceFailure(f"no response and no close: {outcome.describe()}")
     asgi.observe(outcome.describe())
@@ -243,15 +265,27 @@ FALLBACK = [
 ]
 
 
-async def _invalid(asgi: Probe, invalid: dict[str, Any], sent: str, *, before: int = 0) -> None:
-    """Send ``invalid`` (after ``before`` valid steps), then the app's fallback; judge both ends.
+async def _scripted(
+    asgi: Probe, script: Sequence[dict[str, Any]]
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Run ``script`` (bound: 2 units), then fetch what the app did, step by step."""
+    outcome = await _run(asgi, script, bound=units(2))
+    return outcome, await _timeline(asgi, outcome.rid)
+
+
+def _invalid_script(invalid: dict[str, Any]) -> list[dict[str, Any]]:
+    """``invalid``, then the app's fallback."""
+    return [steps.read_body(units(2)), steps.send(invalid, carry_on=True), *FALLBACK]
+
+
+async def _invalid(asgi: Probe, name: str, sent: str) -> None:
+    """Judge scenario ``name``: an ``invalid`` event, then the app's fallback, on both ends.
 
     ``send()`` must raise; the client must see no 2xx head, which only the invalid
     event could have produced (the fallback is a 500).
     """
-    script = [steps.read_body(units(2)), steps.send(invalid, carry_on=True), *FALLBACK]
-    outcome = await _run(asgi, script, bound=units(2))
-    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 1)
+    outcome, timeline = await _scenario(asgi, name)
+    raised, did = _send_outcome(timeline, 1)
     observed = f"send() {did}; the client got {outcome.describe()}"
     expect(raised, sent=sent, expected="send() to raise", observed=observed)
     expect(
@@ -272,50 +306,39 @@ def _garbage_reached(outcome: Outcome) -> bool:
 @requirement("http.error.invalid-type")
 async def test_send_of_unknown_event_type_raises(asgi: Probe) -> None:
     """send() of {"type": "http.response.bogus"} raises."""
-    bogus = {"type": "http.response.bogus", "status": 200, "headers": SIZED}
-    await _invalid(asgi, bogus, "an event of type 'http.response.bogus'")
+    await _invalid(asgi, "invalid-type", "an event of type 'http.response.bogus'")
 
 
 @requirement("http.error.invalid-status")
 async def test_start_with_str_status_raises(asgi: Probe) -> None:
     """http.response.start with status "200" (a str) raises, and no 2xx goes out."""
-    start = {"type": "http.response.start", "status": "200", "headers": SIZED}
-    await _invalid(asgi, start, "http.response.start with status '200' (str)")
+    await _invalid(asgi, "invalid-status", "http.response.start with status '200' (str)")
 
 
 @requirement("http.error.invalid-header")
 async def test_start_with_str_header_name_raises(asgi: Probe) -> None:
     """http.response.start with a str header name raises, and no 2xx goes out."""
-    start = {"type": "http.response.start", "status": 200, "headers": [("x-str", b"v"), *SIZED]}
-    await _invalid(asgi, start, "a start with header ('x-str', b'v') (str name)")
+    await _invalid(asgi, "invalid-header-name", "a start with header ('x-str', b'v') (str name)")
 
 
 @requirement("http.error.invalid-header")
 async def test_start_with_str_header_value_raises(asgi: Probe) -> None:
     """http.response.start with a str header value raises, and no 2xx goes out."""
-    start = {"type": "http.response.start", "status": 200, "headers": [(b"x-str", "v"), *SIZED]}
-    await _invalid(asgi, start, "a start with header (b'x-str', 'v') (str value)")
+    await _invalid(asgi, "invalid-header-value", "a start with header (b'x-str', 'v') (str value)")
 
 
 @requirement("http.error.body-before-start")
 async def test_body_before_start_raises(asgi: Probe) -> None:
     """http.response.body sent before any http.response.start raises, and no 2xx goes out."""
-    early = {"type": "http.response.body", "body": BODY, "more_body": False}
-    await _invalid(asgi, early, "http.response.body before http.response.start")
+    await _invalid(asgi, "body-before-start", "http.response.body before http.response.start")
 
 
 @requirement("http.error.invalid-body")
 async def test_body_of_str_raises(asgi: Probe) -> None:
     """http.response.body with a str body raises, and the str never reaches the client."""
-    text = "a-str-body-instead-of-bytes"
-    script = [
-        steps.read_body(units(2)),
-        steps.start(200),
-        steps.send({"type": "http.response.body", "body": text, "more_body": True}, carry_on=True),
-        steps.body(BODY),
-    ]
-    outcome = await _run(asgi, script, bound=units(2))
-    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 2)
+    text = _STR_BODY
+    outcome, timeline = await _scenario(asgi, "str-body")
+    raised, did = _send_outcome(timeline, 2)
     sent = "a valid 200 start, then http.response.body with a str body"
     observed = f"send() {did}; the client got {outcome.describe()}"
     expect(raised, sent=sent, expected="send() to raise", observed=observed)
@@ -331,14 +354,8 @@ async def test_body_of_str_raises(asgi: Probe) -> None:
 @requirement("http.error.second-start")
 async def test_second_start_raises(asgi: Probe) -> None:
     """A second http.response.start raises, and its status never reaches the client."""
-    script = [
-        steps.read_body(units(2)),
-        steps.start(200, SIZED),
-        steps.send({"type": "http.response.start", "status": 201, "headers": SIZED}, carry_on=True),
-        steps.body(BODY),
-    ]
-    outcome = await _run(asgi, script, bound=units(2))
-    raised, did = _send_outcome(await _timeline(asgi, outcome.rid), 2)
+    outcome, timeline = await _scenario(asgi, "second-start")
+    raised, did = _send_outcome(timeline, 2)
     sent = "http.response.start 200, then http.response.start 201"
     observed = f"send() {did}; the client got {outcome.describe()}"
     expect(raised, sent=sent, expected="the second send() to raise", observed=observed)
@@ -349,6 +366,81 @@ async def test_second_start_raises(asgi: Probe) -> None:
         observed=f"received {outcome.received[:300]!r}",
     )
     asgi.observe(f"send() {did}")
+
+
+#: The str sent as a body by the str-body scenario.
+_STR_BODY = "a-str-body-instead-of-bytes"
+
+
+def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
+    """Every independent scenario of this module by name: a coroutine of a Probe that sends
+    its requests and returns what came back (or raises), for its check to judge."""
+    return {
+        "exception-before-start": partial(
+            _run, script=[steps.read_body(units(2)), steps.fail()], bound=units(3)
+        ),
+        "exception-response": _exception_response,
+        **{
+            f"mid-body: {name}": partial(
+                _run, script=_raise_mid_body(headers), bound=units(2), config=ISOLATED
+            )
+            for name, headers in _MID_BODY.items()
+        },
+        "no-response": partial(_run, script=[steps.read_body(units(2))], bound=units(2)),
+        "invalid-type": partial(
+            _scripted,
+            script=_invalid_script(
+                {"type": "http.response.bogus", "status": 200, "headers": SIZED}
+            ),
+        ),
+        "invalid-status": partial(
+            _scripted,
+            script=_invalid_script(
+                {"type": "http.response.start", "status": "200", "headers": SIZED}
+            ),
+        ),
+        "invalid-header-name": partial(
+            _scripted,
+            script=_invalid_script(
+                {"type": "http.response.start", "status": 200, "headers": [("x-str", b"v"), *SIZED]}
+            ),
+        ),
+        "invalid-header-value": partial(
+            _scripted,
+            script=_invalid_script(
+                {"type": "http.response.start", "status": 200, "headers": [(b"x-str", "v"), *SIZED]}
+            ),
+        ),
+        "body-before-start": partial(
+            _scripted,
+            script=_invalid_script(
+                {"type": "http.response.body", "body": BODY, "more_body": False}
+            ),
+        ),
+        "str-body": partial(
+            _scripted,
+            script=[
+                steps.read_body(units(2)),
+                steps.start(200),
+                steps.send(
+                    {"type": "http.response.body", "body": _STR_BODY, "more_body": True},
+                    carry_on=True,
+                ),
+                steps.body(BODY),
+            ],
+        ),
+        "second-start": partial(
+            _scripted,
+            script=[
+                steps.read_body(units(2)),
+                steps.start(200, SIZED),
+                steps.send(
+                    {"type": "http.response.start", "status": 201, "headers": SIZED}, carry_on=True
+                ),
+                steps.body(BODY),
+            ],
+        ),
+    }
 
 
 # -- the server carries on -----------------------------------------------------------------------
@@ -379,6 +471,10 @@ _FAILURES: dict[str, list[dict[str, Any]]] = {
 async def test_server_keeps_serving_after_app_errors(asgi: Probe) -> None:
     """After six kinds of app error at once, a fresh request gets 200 and a fresh raising app still gets its error."""
     # On an instance of its own: the errors may break it for the checks after this one.
+    # The checks before this one (their scenarios, mid-body ones included) end first.
+    started = asgi.server.started_batch(__name__)
+    if started is not None:
+        await started.settled()
     async with AsyncExitStack() as stack:
         # Every failing app runs to its end (its script reported) before the fresh requests.
         rids = {}
