@@ -29,7 +29,7 @@ from conformance._sidechannel import Observation, SideChannel
 from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, Unsupported
-from conformance.clients import Request, Response, transport
+from conformance.clients import RawHTTP1Connection, Request, Response, transport
 
 
 __all__ = ["Exchange", "Probe", "ServerUnderTest", "expect"]
@@ -197,6 +197,19 @@ class Probe:
         if server.pid is not None:
             self.log_offsets.setdefault(server.pid, 0)
         return server
+
+    async def connect(
+        self, config: LaunchConfig | None = None, *, timeout: float | None = None
+    ) -> RawHTTP1Connection:
+        """A raw HTTP/1.x connection of the check's own, to the instance for ``config``.
+
+        For checks that need the socket itself: several requests on it, a request
+        read piecemeal, a client that leaves mid-exchange.
+        """
+        # Starting an instance blocks while it boots: keep the event loop free.
+        server = await anyio.to_thread.run_sync(self.instance, config)
+        bound = units(5) if timeout is None else timeout
+        return await RawHTTP1Connection.open(server.host, server.port, timeout=bound)
 
     def probe_headers(
         self, rid: str, behaviour: str, args: Mapping[str, str] | None = None

@@ -91,9 +91,7 @@ ISOLATED = LaunchConfig(app="conformance.apps.probe:isolated")
 
 
 async def _open(asgi: Probe, config: LaunchConfig | None) -> RawHTTP1Connection:
-    # Starting an instance blocks while it boots: keep the event loop free.
-    server = await anyio.to_thread.run_sync(asgi.instance, config)
-    return await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+    return await asgi.connect(config, timeout=units(3))
 
 
 def _request(asgi: Probe, script: Sequence[dict[str, Any]]) -> tuple[str, Request]:

@@ -54,8 +54,7 @@ def _scripted(
 
 
 async def _connect(asgi: Probe) -> RawHTTP1Connection:
-    server = asgi.instance()
-    return await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+    return await asgi.connect(timeout=units(3))
 
 
 async def _wait(asgi: Probe, rid: str, kind: str, timeout: float) -> list[dict[str, Any]]:

@@ -72,8 +72,7 @@ def _digest(asgi: Probe, rid: str) -> dict[str, Any]:
 
 
 async def _open(asgi: Probe) -> RawHTTP1Connection:
-    server = asgi.instance()
-    return await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    return await asgi.connect()
 
 
 # -- persistence -----------------------------------------------------------------------------

@@ -37,8 +37,7 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
         steps.wait_flag(release, units(5)),
         steps.body(b"held-last"),
     ]
-    server = asgi.instance()
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+    connection = await asgi.connect(timeout=units(3))
     async with connection:
         headers = asgi.probe_headers(held, "script", {"script": encode_script(script)})
         await connection.send(Request(headers=headers))

@@ -29,7 +29,7 @@ from conformance import ConformanceFailure, requirement
 from conformance import _steps as steps
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
-from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
+from conformance.clients import ClientError, Request, Response
 from conformance.clients.http1 import encode_request
 
 
@@ -102,10 +102,9 @@ async def send_body(
     script += [steps.start(200, OK_HEAD), steps.body(b"ok")]
     if after:
         script.append(steps.receive(units(1)))
-    server = asgi.instance()
     args = {"script": steps.encode_script(script), "bodies": "omit"}
     request = Request(method=method, headers=[*asgi.probe_headers(rid, "script", args), *head])
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    connection = await asgi.connect()
     async with connection:
         connection.prime(request)
         await connection.send_bytes(encode_request(request))
@@ -388,9 +387,8 @@ async def test_body_is_handed_over_while_it_arrives(asgi: Probe) -> None:
     request = Request(
         method=b"POST", headers=[*asgi.probe_headers(rid, "script", args), *length_head(MIB)]
     )
-    server = asgi.instance()
     channel = asgi.server.channel
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    connection = await asgi.connect()
     async with connection:
         connection.prime(request)
         await connection.send_bytes(encode_request(request) + body[:first])
@@ -440,9 +438,8 @@ async def test_when_100_continue_is_sent(asgi: Probe) -> None:
     args = {"script": steps.encode_script(script), "bodies": "omit"}
     head = [*length_head(len(body)), (b"expect", b"100-continue")]
     request = Request(method=b"POST", headers=[*asgi.probe_headers(rid, "script", args), *head])
-    server = asgi.instance()
     channel = asgi.server.channel
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    connection = await asgi.connect()
     interim_at: float | None = None
     async with connection:
         connection.prime(request)

@@ -19,7 +19,7 @@ from conformance import _steps as steps
 from conformance import requirement
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
-from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
+from conformance.clients import ClientError, Request, Response
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -334,9 +334,8 @@ async def _then_clean_follow_up(
     A body the server should not have sent sits in front of the second response,
     where h11 reads it as a broken status line: that is how stray bytes show.
     """
-    server = asgi.instance()
     follow = Request(headers=asgi.probe_headers(asgi.new_rid(), "echo"))
-    async with await RawHTTP1Connection.open(server.host, server.port, timeout=units(3)) as conn:
+    async with await asgi.connect(timeout=units(3)) as conn:
         try:
             response = await conn.exchange(first)
             second = await conn.exchange(follow)

@@ -446,11 +446,10 @@ async def test_every_request_field_is_passed_on(asgi: Probe) -> None:
 @requirement("http.scope.client")
 async def test_client_is_the_peer_address(asgi: Probe) -> None:
     """client, when present, is [host, port] of our socket: str address, int port."""
-    from conformance.clients import RawHTTP1Connection, Request
+    from conformance.clients import Request
 
-    server = asgi.instance()
     rid = asgi.new_rid()
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    connection = await asgi.connect()
     async with connection:
         await connection.exchange(Request(headers=asgi.probe_headers(rid, "echo")))
         ours = connection.local_address
@@ -530,11 +529,10 @@ async def test_extra_scope_keys_are_recorded(asgi: Probe) -> None:
 @requirement("http.scope.fresh-per-request")
 async def test_scope_changes_do_not_leak_to_next_request(asgi: Probe) -> None:
     """An app that mutates its scope does not change the next request's scope on the same connection."""
-    from conformance.clients import RawHTTP1Connection, Request
+    from conformance.clients import Request
 
-    server = asgi.instance()
     first, second = asgi.new_rid(), asgi.new_rid()
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(5))
+    connection = await asgi.connect()
     async with connection:
         await connection.exchange(Request(headers=asgi.probe_headers(first, "mutate")))
         await connection.exchange(Request(headers=asgi.probe_headers(second, "echo")))

@@ -31,12 +31,11 @@ async def _open_script(
     The exchange carries no response (the caller reads it in pieces); it fetches the
     app's timeline.
     """
-    server = asgi.instance()
     rid = asgi.new_rid()
     request = Request(
         headers=asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
     )
-    connection = await RawHTTP1Connection.open(server.host, server.port, timeout=units(3))
+    connection = await asgi.connect(timeout=units(3))
     await connection.send(request)
     unread = Response(status=0, headers=[], body=b"", http_version="")
     return connection, Exchange(rid, request, unread, asgi.server.channel)
