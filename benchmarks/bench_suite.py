@@ -9,6 +9,7 @@ matrix.json.  A last run compares all the servers at once, optionally with
     python benchmarks/bench_suite.py                    # the four foundation servers
     python benchmarks/bench_suite.py uvicorn -k path    # extra args go to pytest
     python benchmarks/bench_suite.py --parallel 2       # also the comparison with -n 2
+    python benchmarks/bench_suite.py --area lifespan    # one protocol area's checks only
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from _runs import FOUNDATION, run_suite
+
+
+#: The suite modules of each protocol area, as a ``-k`` expression over module names.
+AREAS = {
+    "http": "test_http_ or test_ext_http or test_legacy_app",
+    "lifespan": "test_lifespan",
+    "websocket": "test_websocket_ or test_ext_websocket",
+}
 
 
 def run(servers: list[str], extra: list[str], parallel: int | None) -> dict[str, Any]:
@@ -50,7 +59,10 @@ def main() -> int:
         "--parallel", type=int, default=None, help="also run the comparison with -n N"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
+    parser.add_argument("--area", choices=sorted(AREAS), default=None, help="time one area only")
     args, extra = parser.parse_known_args()
+    if args.area:
+        extra = ["-k", AREAS[args.area], *extra]
     results = [run([server], extra, None) for server in args.servers]
     if len(args.servers) > 1:
         results.append(run(args.servers, extra, None))

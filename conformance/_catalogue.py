@@ -103,6 +103,12 @@ AREA_ORDER = (
     "http_disconnect.toml",
     "http_errors.toml",
     "ext_http.toml",
+    "lifespan.toml",
+    "websocket_scope.toml",
+    "websocket_handshake.toml",
+    "websocket_messages.toml",
+    "websocket_close.toml",
+    "ext_websocket.toml",
 )
 
 

@@ -14,11 +14,13 @@ unmodified runner over uvicorn and hypercorn (the controls), and every mutant.  
 * the neighbouring rows a mutant claims to keep keep the control's verdict, so a check
   fails for its own rule and not because anything unusual trips it;
 * every requirement of the catalogue is broken by at least one mutant;
-* the run stays well under its time budget and leaves no process behind.
+* the run leaves no process behind (its duration is measured by ``benchmarks/bench_mutants.py``).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
 import importlib.util
 import json
 import os
@@ -39,8 +41,6 @@ from tests.mutants import CONTROL, MUTANTS, Mutant, target_name
 
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The whole mutant session must finish well within this on a 2-core machine.
-BUDGET_SECONDS = 90.0
 #: A hard stop for the subprocess, far above the budget: a hang must not hang the self-tests.
 HARD_TIMEOUT = 300.0
 #: Mutants whose checks wait out their bounds (a blind probe, a lock): started first, so
@@ -48,13 +48,25 @@ HARD_TIMEOUT = 300.0
 SLOW = ("global-lock", "scope-type")
 #: Marks every process of one run (inherited by the servers), for the leak check.
 TOKEN_VARIABLE = "ASGI_CONFORMANCE_MUTANT_RUN"
+#: While working on one area: ``ASGI_CONFORMANCE_MUTANTS='lifespan-*'`` runs only the mutants
+#: whose names match (shell-style patterns, comma-separated); the catalogue-wide proof is
+#: then skipped, since the other mutants did not run.
+SELECT_VARIABLE = "ASGI_CONFORMANCE_MUTANTS"
 
-#: Genuine findings of plain uvicorn (server -> row -> verdict); every other row must pass or be info
-#: (or unsupported, for an optional feature the server does not offer: see :func:`_clean`).
+
+def _selected(name: str) -> bool:
+    patterns = [p for p in os.environ.get(SELECT_VARIABLE, "").split(",") if p.strip()]
+    return not patterns or any(fnmatch.fnmatchcase(name, p.strip()) for p in patterns)
+
+
+#: Genuine findings of the plain servers under the runner (server -> row -> verdict); every
+#: other row must pass or be info (or unsupported, for an optional feature the server does
+#: not offer: see :func:`_clean`).  HTTP findings are here; an area module of
+#: ``tests/mutant_areas`` adds its own as ``KNOWN_FINDINGS``, next to its mutants.
 #: uvicorn 0.54 (httptools protocol, protocols/http/httptools_impl.py ``send``) chunks a
 #: response to an HTTP/1.0 request, and honours an app's Transfer-Encoding next to its
 #: Content-Length, sending both fields.
-KNOWN_FINDINGS: Mapping[str, Mapping[str, str]] = {
+HTTP_FINDINGS: Mapping[str, Mapping[str, str]] = {
     "uvicorn": {
         "http.response.http10-framing": "fail",
         "http.response.transfer-encoding-ignored": "fail",
@@ -67,6 +79,23 @@ KNOWN_FINDINGS: Mapping[str, Mapping[str, str]] = {
         "http.error.invalid-status": "warn",
     },
 }
+
+
+def _known_findings() -> dict[str, dict[str, str]]:
+    """:data:`HTTP_FINDINGS` merged with every mutant area's ``KNOWN_FINDINGS``."""
+    import pkgutil
+
+    import tests.mutant_areas as areas
+
+    merged = {server: dict(rows) for server, rows in HTTP_FINDINGS.items()}
+    for info in pkgutil.iter_modules(areas.__path__):
+        module = importlib.import_module(f"tests.mutant_areas.{info.name}")
+        for server, rows in getattr(module, "KNOWN_FINDINGS", {}).items():
+            merged.setdefault(server, {}).update(rows)
+    return merged
+
+
+KNOWN_FINDINGS: Mapping[str, Mapping[str, str]] = _known_findings()
 
 #: Verdicts that judge a server clean.
 CLEAN = frozenset({"pass", "info"})
@@ -112,6 +141,7 @@ def _profile(target: str, mutant: str, server: str) -> str:
             f"command = {json.dumps(command)}",
             "",
             "[offers]",
+            'protocols = ["http/1.0", "http/1.1", "websocket"]',
             "lifespan = true",
             "",
             "[options]",
@@ -125,7 +155,9 @@ def _selection(directory: Path) -> list[str]:
     """The ``--asgi-server`` values: plain uvicorn, the two controls, every mutant."""
     servers = ["uvicorn"]
     columns = [(CONTROL, "uvicorn"), (CONTROL, "hypercorn")]
-    mutants = sorted((n for n in MUTANTS if n != CONTROL), key=lambda n: n not in SLOW)
+    mutants = sorted(
+        (n for n in MUTANTS if n != CONTROL and _selected(n)), key=lambda n: n not in SLOW
+    )
     columns += [(name, MUTANTS[name].server) for name in mutants]
     for name, server in columns:
         target = target_name(name, server)
@@ -322,6 +354,8 @@ def _broken(run: MutantRun, name: str, rid: str) -> str:
 
 @pytest.mark.parametrize("name", [n for n in MUTANTS if n != CONTROL])
 def test_mutant_breaks_what_it_claims(mutant_run: MutantRun, name: str) -> None:
+    if not _selected(name):
+        pytest.skip(f"not selected by {SELECT_VARIABLE}")
     mutant = MUTANTS[name]
     target = target_name(name)
     assert target in mutant_run.matrix["results"], (
@@ -344,6 +378,8 @@ def test_mutant_breaks_what_it_claims(mutant_run: MutantRun, name: str) -> None:
 
 def test_every_requirement_is_proven_by_a_mutant(mutant_run: MutantRun) -> None:
     """A check no mutant makes worse is not done: every catalogue row must be proven."""
+    if os.environ.get(SELECT_VARIABLE):
+        pytest.skip(f"only some mutants ran ({SELECT_VARIABLE})")
     proven = {
         rid
         for name, mutant in MUTANTS.items()
@@ -355,15 +391,6 @@ def test_every_requirement_is_proven_by_a_mutant(mutant_run: MutantRun) -> None:
     }
     unproven = [rid for rid in catalogue() if rid not in proven]
     assert not unproven, f"no mutant demonstrably breaks {unproven}"
-
-
-def test_the_run_is_fast(mutant_run: MutantRun) -> None:
-    columns = len(mutant_run.matrix["results"])
-    print(f"mutant session: {columns} columns in {mutant_run.seconds:.1f}s")
-    assert mutant_run.seconds < BUDGET_SECONDS, (
-        f"the mutant session took {mutant_run.seconds:.1f}s for {columns} columns "
-        f"(budget {BUDGET_SECONDS:.0f}s)"
-    )
 
 
 def test_no_process_is_left_behind(mutant_run: MutantRun) -> None:
