@@ -7,6 +7,12 @@ loop of its own in a thread (each check runs on its own loop, which ends with
 the check); each check then awaits its own scenario's result and judges it as
 before.  Same requests, same bounds: only the waiting overlaps.
 
+A module declares its scenarios with :func:`scenarios`; as soon as a target's
+server is up, the batches of every module that has checks selected for it start
+(:func:`start_batches`), so a module's bounded waits overlap with all the checks
+that run before it, not only with each other.  A check gets its scenario's
+outcome with :func:`scenario`, which starts the batch itself if nothing has.
+
 The target's :class:`~conformance._probe.ServerUnderTest` owns its batches and
 waits for them before it stops, so no scenario outlives the server it talks to.
 """
@@ -15,7 +21,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,10 +30,17 @@ import anyio.to_thread
 
 
 if TYPE_CHECKING:
-    from conformance._probe import Probe
+    from conformance._probe import Probe, ServerUnderTest
 
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "Scenario", "scenario", "scenarios", "start_batches"]
+
+#: One independent scenario: what it sends, through a probe; returns what came back (or raises).
+Scenario = Callable[["Probe"], Awaitable[Any]]
+ScenarioTable = Callable[[], Mapping[str, Scenario]]
+
+#: The scenario tables of the suite modules, by module name.
+_TABLES: dict[str, ScenarioTable] = {}
 
 
 class Batch:
@@ -75,3 +89,38 @@ class Batch:
 
     def join(self) -> None:
         self._thread.join()
+
+
+def scenarios(module: str) -> Callable[[ScenarioTable], ScenarioTable]:
+    """Declare ``module``'s independent scenarios (a function returning them by name)."""
+
+    def register(table: ScenarioTable) -> ScenarioTable:
+        _TABLES[module] = table
+        return table
+
+    return register
+
+
+def _starter(server: ServerUnderTest, module: str) -> Callable[[], Batch]:
+    def start() -> Batch:
+        from conformance._probe import Probe
+
+        probe = Probe(server)
+        offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
+        return Batch(
+            {name: partial(run, probe) for name, run in _TABLES[module]().items()}, offsets
+        )
+
+    return start
+
+
+def start_batches(server: ServerUnderTest, modules: Iterable[str]) -> None:
+    """Start the batches of ``modules`` (those that declared scenarios) for ``server``'s target."""
+    for module in modules:
+        if module in _TABLES:
+            server.batch(module, _starter(server, module))
+
+
+async def scenario(probe: Probe, module: str, name: str) -> Any:
+    """What scenario ``name`` of ``module`` returned (or raised), for the check that judges it."""
+    return await probe.server.batch(module, _starter(probe.server, module)).result(name, probe)

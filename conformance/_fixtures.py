@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from conformance._batch import start_batches
 from conformance._launcher import ServerProcess
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
@@ -59,6 +60,7 @@ def asgi_server(
     server = ServerUnderTest(target, asgi_side_channel, log_dir)
     try:
         server.main  # noqa: B018 - starting is the point; a failure errors every check
+        start_batches(server, _modules_of(request.session, target.name))
         yield server
     finally:
         # Normally stopped already, by the last check's teardown; here only when the
@@ -66,6 +68,16 @@ def asgi_server(
         hung = _stop(server)
         if hung:
             _record(request.config, hung)
+
+
+def _modules_of(session: pytest.Session, target: str) -> list[str]:
+    """The suite modules with checks selected for ``target``, in run order."""
+    modules: dict[str, None] = {}
+    for item in session.items:
+        module = getattr(item, "module", None)
+        if module is not None and _target_of(item) == target:
+            modules.setdefault(module.__name__, None)
+    return list(modules)
 
 
 def _stop(server: ServerUnderTest) -> str:

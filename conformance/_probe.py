@@ -47,6 +47,7 @@ class ServerUnderTest:
         self._instances: dict[str, ServerProcess] = {}
         self._failed: dict[str, ServerStartError] = {}
         self._batches: dict[str, Batch] = {}
+        self._starting: dict[str, threading.Lock] = {}
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
 
@@ -55,26 +56,34 @@ class ServerUnderTest:
         return self.instance(LaunchConfig())
 
     def instance(self, config: LaunchConfig) -> ServerProcess:
-        """The instance for ``config``, started on first use (a start failure is remembered)."""
+        """The instance for ``config``, started on first use (a start failure is remembered).
+
+        One lock per configuration: an instance that boots (a second or so for some
+        servers) holds up only the checks that need that same instance.
+        """
         with self._lock:
+            starting = self._starting.setdefault(config.key, threading.Lock())
+        with starting:
             return self._instance(config)
 
     def _instance(self, config: LaunchConfig) -> ServerProcess:
-        if config.key in self._failed:
-            raise self._failed[config.key]
-        if config.key not in self._instances:
-            server = ServerProcess(self.target, config, self.channel.path, self.log_dir)
-            try:
-                server.start()
-            except ServerStartError as exc:
-                tail = server.log_tail()
-                error = ServerStartError(
-                    f"{self.target.name}: {exc}\n--- server log tail ---\n{tail}"
-                )
+        with self._lock:
+            if config.key in self._failed:
+                raise self._failed[config.key]
+            if config.key in self._instances:
+                return self._instances[config.key]
+        server = ServerProcess(self.target, config, self.channel.path, self.log_dir)
+        try:
+            server.start()
+        except ServerStartError as exc:
+            tail = server.log_tail()
+            error = ServerStartError(f"{self.target.name}: {exc}\n--- server log tail ---\n{tail}")
+            with self._lock:
                 self._failed[config.key] = error
-                raise error from None
+            raise error from None
+        with self._lock:
             self._instances[config.key] = server
-        return self._instances[config.key]
+        return server
 
     def instances(self) -> list[ServerProcess]:
         with self._lock:
@@ -94,7 +103,7 @@ class ServerUnderTest:
 
     def crashed(self) -> str:
         """Why an instance is no longer running ("" while all are), with its log tail."""
-        for server in self._instances.values():
+        for server in self.instances():
             status = server.exit_status()
             if status is not None:
                 return (
@@ -113,7 +122,7 @@ class ServerUnderTest:
         with self._lock:
             self._batches.clear()
             servers = list(self._instances.values())
-        self._instances.clear()
+            self._instances.clear()
         reports = [""] * len(servers)
 
         def stop_one(index: int) -> None:

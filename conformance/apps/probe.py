@@ -33,7 +33,7 @@ from conformance.apps._encoding import encode
 from conformance.apps._script import parse_script, run_script
 
 
-__all__ = ["LegacyApp", "app", "isolated"]
+__all__ = ["LegacyApp", "app", "isolated", "survivor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -187,6 +187,11 @@ async def _handle(scope: Scope, receive: Receive, send: Send, style: str, called
     if isinstance(scope, MutableMapping) and scope.get("type") == "lifespan":
         await _plain_lifespan(receive, send)
         return
+    if isinstance(scope, MutableMapping) and scope.get("type") == "websocket":
+        from conformance.apps.websocket import serve
+
+        await serve(scope, receive, send, style, called_at)
+        return
     if not isinstance(scope, MutableMapping) or scope.get("type") != "http":
         return  # other protocols have their own probes
     args = _header_map(scope)
@@ -314,6 +319,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 #: own: for checks that may leave a server broken for everyone after them (daphne stops
 #: reaping every app once one has raised mid-response).
 isolated = app
+#: Another name for the same app, for a second server of its own (see ``isolated``).
+survivor = app
 
 
 class LegacyApp:

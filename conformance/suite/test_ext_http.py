@@ -20,6 +20,7 @@ import anyio
 
 from conformance import _steps as steps
 from conformance import requirement
+from conformance._batch import Scenario, scenario, scenarios
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
 from conformance._verdicts import Unsupported
@@ -235,9 +236,12 @@ async def _try(asgi: Probe, script: list[dict[str, Any]], **kwargs: Any) -> str:
     )
 
 
-@requirement("ext.unadvertised-events")
-async def test_what_unadvertised_extension_events_do(asgi: Probe) -> None:
-    """Record what sending each unadvertised extension event leads to."""
+async def _unadvertised_trials(asgi: Probe) -> list[str]:
+    """Send each extension event the scope does not advertise; what each one led to.
+
+    A scenario started with the server (conformance/_batch.py): a server that
+    ignores an event leaves its response hanging until the bound.
+    """
     advertised = await _advertised(asgi)
     with _file(1000) as (path, data):
         length = [(b"content-length", str(len(data)).encode())]
@@ -267,5 +271,16 @@ async def test_what_unadvertised_extension_events_do(asgi: Probe) -> None:
             for name, (script, kwargs) in trials.items():
                 if name not in advertised:
                     tasks.start_soon(trial, name, script, kwargs)
-    seen = [f"{name}: {results[name]}" for name in trials if name in results]
+    return [f"{name}: {results[name]}" for name in trials if name in results]
+
+
+@scenarios(__name__)
+def _scenarios() -> dict[str, Scenario]:
+    return {"unadvertised": _unadvertised_trials}
+
+
+@requirement("ext.unadvertised-events")
+async def test_what_unadvertised_extension_events_do(asgi: Probe) -> None:
+    """Record what sending each unadvertised extension event leads to."""
+    seen = await scenario(asgi, __name__, "unadvertised")
     asgi.observe("; ".join(seen) if seen else "every extension event tried is advertised")

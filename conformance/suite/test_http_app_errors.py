@@ -33,7 +33,7 @@ import h11
 
 from conformance import _steps as steps
 from conformance import requirement
-from conformance._batch import Batch
+from conformance._batch import scenario, scenarios
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
 from conformance._steps import encode_script
@@ -88,6 +88,8 @@ def _head_status(received: bytes) -> int | None:
 
 #: A server of its own for checks that may leave it broken (see probe.isolated).
 ISOLATED = LaunchConfig(app="conformance.apps.probe:isolated")
+#: Another, for the check that the server survives app errors: it must see only its own.
+SURVIVOR = LaunchConfig(app="conformance.apps.probe:survivor")
 
 
 async def _open(asgi: Probe, config: LaunchConfig | None) -> RawHTTP1Connection:
@@ -141,13 +143,8 @@ def _send_outcome(timeline: list[dict[str, Any]], index: int) -> tuple[bool, str
 
 
 async def _scenario(asgi: Probe, name: str) -> Any:
-    """What scenario ``name`` returned (or raised), all of them started at the first call per target."""
-
-    def start() -> Batch:
-        offsets = {i.pid: i.log_size() for i in asgi.server.instances() if i.pid is not None}
-        return Batch({key: partial(run, asgi) for key, run in _scenarios().items()}, offsets)
-
-    return await asgi.server.batch(__name__, start).result(name, asgi)
+    """What scenario ``name`` returned (or raised); they all start with the target's server."""
+    return await scenario(asgi, __name__, name)
 
 
 # -- the app raises ----------------------------------------------------------------------------
@@ -370,6 +367,7 @@ async def test_second_start_raises(asgi: Probe) -> None:
 _STR_BODY = "a-str-body-instead-of-bytes"
 
 
+@scenarios(__name__)
 def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     """Every independent scenario of this module by name: a coroutine of a Probe that sends
     its requests and returns what came back (or raises), for its check to judge."""
@@ -427,6 +425,7 @@ def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
                 steps.body(BODY),
             ],
         ),
+        "server-survives": _errors_then_fresh_requests,
         "second-start": partial(
             _scripted,
             script=[
@@ -465,39 +464,43 @@ _FAILURES: dict[str, list[dict[str, Any]]] = {
 }
 
 
-@requirement("http.error.server-survives")
-async def test_server_keeps_serving_after_app_errors(asgi: Probe) -> None:
-    """After six kinds of app error at once, a fresh request gets 200 and a fresh raising app still gets its error."""
-    # On an instance of its own: the errors may break it for the checks after this one.
-    # The checks before this one (their scenarios, mid-body ones included) end first.
-    started = asgi.server.started_batch(__name__)
-    if started is not None:
-        await started.settled()
+async def _errors_then_fresh_requests(asgi: Probe) -> tuple[str, bool, Outcome]:
+    """Six kinds of app error, each run to its end, then a fresh request and a fresh raising app.
+
+    On an instance of its own (:data:`SURVIVOR`): the errors may break it for
+    anything else, and nothing else's errors may be blamed on it.
+    """
     async with AsyncExitStack() as stack:
-        # Every failing app runs to its end (its script reported) before the fresh requests.
         rids = {}
         for name, script in _FAILURES.items():
-            connection = await stack.enter_async_context(await _open(asgi, ISOLATED))
+            connection = await stack.enter_async_context(await _open(asgi, SURVIVOR))
             rids[name], request = _request(asgi, script)
             await connection.send(request)
         for rid in rids.values():
             await _timeline(asgi, rid)
-        sent = f"after app errors ({', '.join(_FAILURES)}): "
         try:
-            after = await asgi.send(config=ISOLATED, timeout=units(3))
+            after = await asgi.send(config=SURVIVOR, timeout=units(3))
             observed = f"{after.response.status} {after.response.body[:80]!r}"
             ok = after.response.status == 200
         except ClientError as exc:
             observed, ok = str(exc), False
-        expect(ok, sent=sent + "a fresh GET", expected="200", observed=observed)
         again = await _run(
-            asgi, [steps.read_body(units(2)), steps.fail()], bound=units(2), config=ISOLATED
+            asgi, [steps.read_body(units(2)), steps.fail()], bound=units(2), config=SURVIVOR
         )
-        status = again.response.status if again.response is not None else None
-        expect(
-            not again.timed_out and (status is None or status >= 400),
-            sent=sent + "a fresh GET to an app that raises",
-            expected=f"an error response or a close within {units(2):.1f}s, as before",
-            observed=again.describe(),
-        )
+    return observed, ok, again
+
+
+@requirement("http.error.server-survives")
+async def test_server_keeps_serving_after_app_errors(asgi: Probe) -> None:
+    """After six kinds of app error at once, a fresh request gets 200 and a fresh raising app still gets its error."""
+    observed, ok, again = await _scenario(asgi, "server-survives")
+    sent = f"after app errors ({', '.join(_FAILURES)}): "
+    expect(ok, sent=sent + "a fresh GET", expected="200", observed=observed)
+    status = again.response.status if again.response is not None else None
+    expect(
+        not again.timed_out and (status is None or status >= 400),
+        sent=sent + "a fresh GET to an app that raises",
+        expected=f"an error response or a close within {units(2):.1f}s, as before",
+        observed=again.describe(),
+    )
     asgi.observe(f"then a fresh raising app got {again.describe()[:60]}")

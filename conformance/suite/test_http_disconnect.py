@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
 
 from conformance import _steps as steps
 from conformance import requirement
+from conformance._batch import Scenario, scenario, scenarios
 from conformance._probe import Probe, expect
 from conformance._steps import encode_script
 from conformance._timing import units
@@ -148,14 +150,10 @@ async def _after_response(asgi: Probe, receives: int) -> tuple[list[dict[str, An
     return timeline, events
 
 
-@requirement("http.disconnect.during-body")
-async def test_app_gets_disconnect_not_a_complete_body_when_client_leaves_mid_body(
-    asgi: Probe,
-) -> None:
-    """A client that sends 10 of 1000 announced body bytes and closes: the app gets http.disconnect, never more_body False."""
+async def _leave_mid_body(asgi: Probe) -> list[Any] | None:
+    """Send 10 of 1000 announced body bytes and close; the events the app got (None: never called)."""
     script = [steps.read_body(units(DISCONNECT_UNITS))]
     rid, request = _scripted(asgi, script, method=b"POST", headers=[(b"content-length", b"1000")])
-    sent = "POST with Content-Length 1000, 10 body bytes, then close"
     async with await _connect(asgi) as connection:
         await connection.send_bytes(encode_request(request) + b"0123456789")
         # Close only once the app is running, so its receive() is what the close interrupts.
@@ -165,28 +163,54 @@ async def test_app_gets_disconnect_not_a_complete_body_when_client_leaves_mid_bo
         # server a full request to handle, then look again: a late call is still judged.
         await asgi.send(timeout=units(3))
         if not asgi.server.channel.records(rid):
-            asgi.observe("the app was never called: the server waits for the whole body")
-            return
+            return None
     timeline = await _timeline(asgi, rid, units(5))
     events = _result(timeline, 0)
     expect(
         isinstance(events, list),
-        sent=sent,
+        sent=LEFT_MID_BODY,
         expected="the app's receive() calls to return",
         observed=repr(events),
     )
+    found: list[Any] = events
+    return found
+
+
+LEFT_MID_BODY = "POST with Content-Length 1000, 10 body bytes, then close"
+
+
+@scenarios(__name__)
+def _scenarios() -> dict[str, Scenario]:
+    """The scenarios whose bounded waits start with the server (conformance/_batch.py)."""
+    return {
+        "during-body": _leave_mid_body,
+        # One exchange serves the three checks of what receive() gives after the response.
+        "after-response": partial(_after_response, receives=1),
+        "repeats": partial(_after_response, receives=3),
+    }
+
+
+@requirement("http.disconnect.during-body")
+async def test_app_gets_disconnect_not_a_complete_body_when_client_leaves_mid_body(
+    asgi: Probe,
+) -> None:
+    """A client that sends 10 of 1000 announced body bytes and closes: the app gets http.disconnect, never more_body False."""
+    events = await scenario(asgi, __name__, "during-body")
+    if events is None:
+        asgi.observe("the app was never called: the server waits for the whole body")
+        return
     complete = [e for e in events if isinstance(e, dict) and e.get("type") == "http.request"]
     complete = [e for e in complete if not e.get("more_body")]
     last = events[-1] if events else None
     expect(
         not complete,
-        sent=sent,
+        sent=LEFT_MID_BODY,
         expected="no http.request with more_body False (the body never arrived whole)",
         observed=_names(events),
     )
     expect(
         isinstance(last, dict) and last.get("type") == "http.disconnect",
-        sent=sent,
+        sent=LEFT_MID_BODY,
         expected=f"http.disconnect within {units(DISCONNECT_UNITS):.1f}s",
         observed=_names(events),
     )
@@ -246,7 +270,7 @@ async def test_streaming_app_gets_disconnect_when_client_leaves_mid_response(
 @requirement("http.disconnect.after-response")
 async def test_receive_after_complete_response_returns_disconnect(asgi: Probe) -> None:
     """receive() after the response is complete returns http.disconnect while the keep-alive client stays."""
-    timeline, _ = await _after_response(asgi, 1)
+    timeline, _ = await scenario(asgi, __name__, "after-response")
     outcome = _result(timeline, 3)
     expect(
         isinstance(outcome, dict) and outcome.get("type") == "http.disconnect",
@@ -259,7 +283,7 @@ async def test_receive_after_complete_response_returns_disconnect(asgi: Probe) -
 @requirement("http.disconnect.shape")
 async def test_disconnect_event_is_dict_with_type(asgi: Probe) -> None:
     """The event receive() returns after the response is a dict with type "http.disconnect"."""
-    _, events = await _after_response(asgi, 1)
+    _, events = await scenario(asgi, __name__, "after-response")
     after = events[1:]  # the first event is the request itself
     expect(
         bool(after),
@@ -281,7 +305,7 @@ async def test_disconnect_event_is_dict_with_type(asgi: Probe) -> None:
 @requirement("http.disconnect.extra-keys")
 async def test_disconnect_event_keys_are_recorded(asgi: Probe) -> None:
     """Keys of http.disconnect beyond 'type' are recorded."""
-    _, events = await _after_response(asgi, 1)
+    _, events = await scenario(asgi, __name__, "after-response")
     after = [e for e in events[1:] if isinstance(e, dict)]
     if not after:
         raise ConformanceFailure(f"no event after the response to inspect; events {events}")
@@ -292,7 +316,7 @@ async def test_disconnect_event_keys_are_recorded(asgi: Probe) -> None:
 @requirement("http.disconnect.repeats")
 async def test_receive_keeps_returning_disconnect(asgi: Probe) -> None:
     """Two more receive() calls after the first http.disconnect return http.disconnect again."""
-    timeline, _ = await _after_response(asgi, 3)
+    timeline, _ = await scenario(asgi, __name__, "repeats")
     outcomes = [_result(timeline, i) for i in (3, 4, 5)]
     expect(
         isinstance(outcomes[0], dict) and outcomes[0].get("type") == "http.disconnect",

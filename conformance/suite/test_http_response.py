@@ -17,6 +17,7 @@ from typing import Any
 
 from conformance import _steps as steps
 from conformance import requirement
+from conformance._batch import Scenario, scenario, scenarios
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
 from conformance.clients import ClientError, Request, Response
@@ -398,29 +399,27 @@ async def test_204_and_304_have_no_body_or_chunks(asgi: Probe) -> None:
     )
 
 
+#: An app's own transfer-encoding, alone or next to a content-length.
+TE_CASES: dict[str, Headers] = {
+    "transfer-encoding: chunked": [(b"transfer-encoding", b"chunked")],
+    "content-length: 5 and transfer-encoding: chunked": [
+        (b"content-length", b"5"),
+        (b"transfer-encoding", b"chunked"),
+    ],
+}
+
+
 @requirement("http.response.transfer-encoding-ignored")
 async def test_apps_transfer_encoding_does_not_break_framing(asgi: Probe) -> None:
     """An app's transfer-encoding: chunked (alone, or next to content-length) leaves one coherent framing."""
     wrong, seen = [], []
-    cases: list[tuple[str, Headers]] = [
-        ("transfer-encoding: chunked", [(b"transfer-encoding", b"chunked")]),
-        (
-            "content-length: 5 and transfer-encoding: chunked",
-            [(b"content-length", b"5"), (b"transfer-encoding", b"chunked")],
-        ),
-    ]
-    for label, headers in cases:
+    for label in TE_CASES:
         try:
-            exchange = await _respond(
-                asgi,
-                steps.start(200, headers),
-                steps.body(b"hel", more=True),
-                steps.body(b"lo"),
-                timeout=units(1),
-            )
+            exchange: Exchange = await scenario(asgi, __name__, f"te: {label}")
         except ClientError as exc:
             wrong.append(f"{label}: {exc}")
             continue
+        asgi.exchanges.append(exchange)
         response = exchange.response
         te, cl = _values(response, b"transfer-encoding"), _values(response, b"content-length")
         seen.append(f"{label} -> {_framing(response)}")
@@ -500,18 +499,13 @@ async def test_fields_the_server_adds(asgi: Probe) -> None:
 async def test_informational_status_from_the_app(asgi: Probe) -> None:
     """Record what the client sees when the app sends start(103) and then start(200)."""
     try:
-        exchange = await _respond(
-            asgi,
-            steps.start(103, [(b"link", b"</a.css>; rel=preload")]),
-            steps.start(200, [(b"content-length", b"2")]),
-            steps.body(b"ok"),
-            timeout=units(1),
-        )
+        exchange: Exchange = await scenario(asgi, __name__, "informational")
     except ClientError as exc:
         asgi.observe(
             f"start(103) then start(200): the client got no usable response ({type(exc).__name__})"
         )
         return
+    asgi.exchanges.append(exchange)
     response = exchange.response
     errors = _errors(exchange.timeline())
     asgi.observe(
@@ -519,3 +513,29 @@ async def test_informational_status_from_the_app(asgi: Probe) -> None:
         f"final {response.status} {response.body[:20]!r}"
         + (f"; {errors[0]}" if errors else "; no send error")
     )
+
+
+def _responding(*messages: dict[str, Any]) -> Scenario:
+    """A scenario of :func:`_respond` bounded by one unit: servers that hang on it wait it out."""
+
+    async def run(asgi: Probe) -> Exchange:
+        return await _respond(asgi, *messages, timeout=units(1))
+
+    return run
+
+
+@scenarios(__name__)
+def _scenarios() -> dict[str, Scenario]:
+    """The exchanges some servers leave hanging, started with the server (conformance/_batch.py)."""
+    table: dict[str, Scenario] = {
+        f"te: {label}": _responding(
+            steps.start(200, headers), steps.body(b"hel", more=True), steps.body(b"lo")
+        )
+        for label, headers in TE_CASES.items()
+    }
+    table["informational"] = _responding(
+        steps.start(103, [(b"link", b"</a.css>; rel=preload")]),
+        steps.start(200, [(b"content-length", b"2")]),
+        steps.body(b"ok"),
+    )
+    return table
