@@ -126,8 +126,17 @@ def counts(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return tally
 
 
+#: Room a row id keeps at least, when deciding whether server names fit as column headers.
+_MIN_ID_WIDTH = 40
+
+
 def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
-    """A compact table: one symbol a cell, then the verdict counts per server."""
+    """A compact table: one symbol a cell, then the verdict counts per server.
+
+    Columns are headed by the server names when they fit whole; otherwise (many
+    columns, or long variant names such as ``uvicorn:websockets-sansio`` that would
+    be cut to the same prefix) by numbers, with a key under the legend.
+    """
     servers = list(matrix["results"])
     rows = list(matrix["checks"]) + [
         rid for r in matrix["results"].values() for rid in r if rid not in matrix["checks"]
@@ -135,9 +144,15 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     rows = list(dict.fromkeys(rows))
     if not servers or not rows:
         return []
-    col = max(3, min(11, max(len(s) for s in servers)))
+    col = max(3, max(len(s) for s in servers))
+    numbered = len(servers) * (col + 1) + _MIN_ID_WIDTH > width
+    if numbered:
+        col = max(3, len(str(len(servers))))
+        labels = [str(n) for n in range(1, len(servers) + 1)]
+    else:
+        labels = servers
     id_width = max(12, min(max(len(r) for r in rows), width - 1 - len(servers) * (col + 1)))
-    header = " " * id_width + "".join(" " + _fit(s, col).center(col) for s in servers)
+    header = " " * id_width + "".join(" " + label.center(col) for label in labels)
     lines = [header.rstrip()]
     for rid in rows:
         cells = []
@@ -148,11 +163,11 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     lines.append("")
     legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
     lines.append(f"legend: {legend}")
-    for server in servers:
+    for number, server in enumerate(servers, start=1):
         tally = counts(matrix["results"][server])
         version = matrix["servers"].get(server, {}).get("version", "?")
         summary = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
-        lines.append(f"{server} {version}: {summary}")
+        lines.append(f"{f'{number}: ' if numbered else ''}{server} {version}: {summary}")
     return lines
 
 

@@ -439,3 +439,24 @@ def test_a_missing_cell_is_blank() -> None:
     assert lines[1].count(SYMBOLS["pass"]) == 1
     assert lines[2].count(SYMBOLS["pass"]) == 1
     assert lines[1].index(SYMBOLS["pass"]) < lines[2].index(SYMBOLS["pass"])
+
+
+def test_terminal_matrix_numbers_columns_whose_names_do_not_fit() -> None:
+    """Seven columns with long variant names: numbered headers, each number keyed to its server."""
+    servers = [
+        "uvicorn",
+        "hypercorn",
+        "daphne",
+        "granian",
+        "uvicorn:websockets",
+        "uvicorn:websockets-sansio",
+        "uvicorn:wsproto",
+    ]
+    matrix = _build([(s, rid, Verdict.PASS, "", "c") for s in servers for rid in KNOWN[:3]])
+    lines = render_terminal(matrix)
+    assert max(len(line) for line in lines) <= 100
+    assert lines[0].split() == [str(n) for n in range(1, 8)]
+    assert lines[1].split()[0] == KNOWN[0]  # the id is whole: the numbers leave it room
+    keyed = [line.split(":", 1)[0] for line in lines if line[:2].rstrip(":").isdigit()]
+    assert keyed == [str(n) for n in range(1, 8)]
+    assert any(line.startswith("6: uvicorn:websockets-sansio ") for line in lines)
