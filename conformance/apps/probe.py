@@ -187,11 +187,6 @@ async def _handle(scope: Scope, receive: Receive, send: Send, style: str, called
     if isinstance(scope, MutableMapping) and scope.get("type") == "lifespan":
         await _plain_lifespan(receive, send)
         return
-    if isinstance(scope, MutableMapping) and scope.get("type") == "websocket":
-        from conformance.apps.websocket import serve
-
-        await serve(scope, receive, send, style, called_at)
-        return
     if not isinstance(scope, MutableMapping) or scope.get("type") != "http":
         return  # other protocols have their own probes
     args = _header_map(scope)
