@@ -101,26 +101,39 @@ def scenarios(module: str) -> Callable[[ScenarioTable], ScenarioTable]:
     return register
 
 
-def _starter(server: ServerUnderTest, module: str) -> Callable[[], Batch]:
+def _starter(server: ServerUnderTest, module: str, only: str | None = None) -> Callable[[], Batch]:
     def start() -> Batch:
         from conformance._probe import Probe
 
         probe = Probe(server)
         offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
-        return Batch(
-            {name: partial(run, probe) for name, run in _TABLES[module]().items()}, offsets
-        )
+        table = _TABLES[module]()
+        if only is not None:
+            table = {only: table[only]}
+        return Batch({name: partial(run, probe) for name, run in table.items()}, offsets)
 
     return start
 
 
 def start_batches(server: ServerUnderTest, modules: Iterable[str]) -> None:
-    """Start the batches of ``modules`` (those that declared scenarios) for ``server``'s target."""
+    """Start the batches of ``modules`` (those that declared scenarios) for ``server``'s target.
+
+    Only for modules whose every check is selected: a run of a few checks (``-k``, a
+    mutant's column) starts just the scenarios its checks ask for, when they ask.
+    """
     for module in modules:
         if module in _TABLES:
             server.batch(module, _starter(server, module))
 
 
 async def scenario(probe: Probe, module: str, name: str) -> Any:
-    """What scenario ``name`` of ``module`` returned (or raised), for the check that judges it."""
-    return await probe.server.batch(module, _starter(probe.server, module)).result(name, probe)
+    """What scenario ``name`` of ``module`` returned (or raised), for the check that judges it.
+
+    From the module's batch if it was started with the server, else from a batch of
+    this scenario alone (shared by every check that asks for it).
+    """
+    server = probe.server
+    batch = server.started_batch(module) or server.batch(
+        f"{module}::{name}", _starter(server, module, only=name)
+    )
+    return await batch.result(name, probe)

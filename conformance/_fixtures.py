@@ -17,6 +17,7 @@ left to the end of an interrupted session is only recorded.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 
@@ -71,13 +72,19 @@ def asgi_server(
 
 
 def _modules_of(session: pytest.Session, target: str) -> list[str]:
-    """The suite modules with checks selected for ``target``, in run order."""
-    modules: dict[str, None] = {}
+    """The suite modules whose every check is selected for ``target``, in run order."""
+    selected: dict[str, set[str]] = {}
+    modules: dict[str, Any] = {}
     for item in session.items:
         module = getattr(item, "module", None)
         if module is not None and _target_of(item) == target:
-            modules.setdefault(module.__name__, None)
-    return list(modules)
+            modules.setdefault(module.__name__, module)
+            selected.setdefault(module.__name__, set()).add(getattr(item, "originalname", ""))
+    return [
+        name
+        for name, module in modules.items()
+        if {f for f in vars(module) if f.startswith("test_")} <= selected[name]
+    ]
 
 
 def _stop(server: ServerUnderTest) -> str:

@@ -347,19 +347,65 @@ class ServerProcess:
         finally:
             self.boot_seconds = time.monotonic() - began
 
+    def launch(self) -> None:
+        """Start without waiting for readiness (a server whose startup is pending or fails).
+
+        The port is the suite's listening socket where the profile takes ``{fd}``,
+        else a free port (no retry: nothing here waits to see the bind fail).
+        """
+        if self.target.profile.binds_fd:
+            self._spawn_on_listener()
+            return
+        self.port = _free_port(self.host)
+        self._spawn(self._render(self.port, None), ())
+
+    def _spawn_on_listener(self) -> None:
+        """Spawn the server on a listening socket of the suite's, passed as ``{fd}``."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((self.host, 0))
+        listener.listen(128)
+        listener.set_inheritable(True)
+        self.port = listener.getsockname()[1]
+        try:
+            self._spawn(self._render(self.port, listener.fileno()), (listener.fileno(),))
+        finally:
+            listener.close()  # the child holds its own copy
+
+    def wait_ready(self, timeout: float) -> None:
+        """After :meth:`launch`: wait until the probe app answers; :class:`ServerStartError` if not."""
+        began = time.monotonic()
+        try:
+            self._wait_ready(began + timeout)
+        finally:
+            self.boot_seconds = time.monotonic() - self._spawned_at
+
+    def send_signal(self, sig: signal.Signals, *, group: bool = False) -> bool:
+        """Send ``sig`` to the server's main process (as a supervisor does), or to its whole
+        process group (``group``, as a terminal's Ctrl-C does); False if it has exited."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return False
+        if group:
+            return _kill_group(proc.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+            return True
+        return False
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit status once the server has exited, waiting at most ``timeout``; None if it runs on."""
+        proc = self._proc
+        if proc is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return proc.wait(timeout=max(timeout, 0))
+        return None
+
     def _start(self, boot_timeout: float | None) -> None:
         deadline_span = boot_timeout if boot_timeout is not None else units(20)
         if self.target.profile.binds_fd:
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind((self.host, 0))
-            listener.listen(128)
-            listener.set_inheritable(True)
-            self.port = listener.getsockname()[1]
-            try:
-                self._spawn(self._render(self.port, listener.fileno()), (listener.fileno(),))
-            finally:
-                listener.close()  # the child holds its own copy
+            self._spawn_on_listener()
             self._wait_ready(time.monotonic() + deadline_span)
             return
         for attempt in range(_PORT_RETRIES):

@@ -30,9 +30,10 @@ from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, Unsupported
 from conformance.clients import RawHTTP1Connection, Request, Response, transport
+from conformance.clients.websocket import Handshake, RawWebSocket
 
 
-__all__ = ["Exchange", "Probe", "ServerUnderTest", "expect"]
+__all__ = ["Exchange", "Probe", "ServerUnderTest", "WebSocketSession", "expect"]
 
 _rids = itertools.count(1)
 
@@ -176,6 +177,59 @@ class Exchange:
 
 
 @dataclass
+class WebSocketSession:
+    """One WebSocket connection to the probe app, and how to get what the app saw.
+
+    The client stays the check's to drive (send, close, drop); leaving the ``async
+    with`` block drops the TCP connection if the check has not ended it.
+    """
+
+    rid: str
+    client: RawWebSocket
+    #: The server's answer to the upgrade (None when the check reads it itself).
+    handshake: Handshake | None
+    channel: SideChannel
+
+    async def __aenter__(self) -> WebSocketSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.client.abort()
+
+    async def observations(self, kind: str, timeout: float, count: int = 1) -> list[Observation]:
+        """The app's reports of ``kind`` (none if the bound passes), without blocking the loop."""
+        return await anyio.to_thread.run_sync(self.channel.wait_for, self.rid, kind, timeout, count)
+
+    async def timeline(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """What the scripted app did, step by step; a failure if it never reported."""
+        bound = units(5) if timeout is None else timeout
+        found = await self.observations("script", bound)
+        if not found:
+            raise ConformanceFailure(
+                f"the WebSocket probe app never finished its script within {bound:.1f}s; "
+                f"client transcript: {self.evidence()}"
+            )
+        timeline: list[dict[str, Any]] = found[0]["timeline"]
+        return timeline
+
+    async def app_scope(self, timeout: float | None = None) -> dict[str, Any]:
+        """The scope the app was called with; a failure if the app was never called."""
+        calls = await self.observations("call", units(3) if timeout is None else timeout)
+        if not calls:
+            raise ConformanceFailure(
+                f"the probe app was never called for the WebSocket handshake; "
+                f"client transcript: {self.evidence()}"
+            )
+        scope: dict[str, Any] = calls[0]["scope"]
+        return scope
+
+    def evidence(self, limit: int = 12) -> str:
+        """The client's transcript (its last lines), for a failure report."""
+        lines = self.client.transcript[-limit:]
+        return " | ".join(lines) if lines else "(nothing exchanged)"
+
+
+@dataclass
 class Probe:
     """A check's handle on the server: requests in, observations and evidence out."""
 
@@ -219,6 +273,45 @@ class Probe:
         server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
         return await RawHTTP1Connection.open(server.host, server.port, timeout=bound)
+
+    async def websocket(
+        self,
+        script: Sequence[dict[str, Any]] | None = None,
+        *,
+        target: str = "/",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        subprotocols: Sequence[str] = (),
+        deflate: bool = False,
+        read_handshake: bool = True,
+        config: LaunchConfig | None = None,
+        timeout: float | None = None,
+    ) -> WebSocketSession:
+        """Open a WebSocket to the probe app carrying ``script`` (conformance/_ws_steps.py).
+
+        The probe headers go first in the upgrade request, then ``headers`` as given.
+        With ``read_handshake`` the server's answer is read (101 or a refusal) before
+        the session is returned; otherwise only the request is written.
+        """
+        rid = self.new_rid()
+        server = await anyio.to_thread.run_sync(self.instance, config)
+        bound = units(5) if timeout is None else timeout
+        args = {"script": encode_script(script)} if script is not None else None
+        probe = self.probe_headers(rid, "websocket", args)
+        client = await RawWebSocket.open(server.host, server.port, timeout=bound)
+        session = WebSocketSession(rid, client, None, self.server.channel)
+        try:
+            await client.send_handshake(
+                target=target,
+                headers=[*probe, *headers],
+                subprotocols=list(subprotocols),
+                deflate=deflate,
+            )
+            if read_handshake:
+                session.handshake = await client.read_handshake(bound)
+        except BaseException:
+            await client.abort()
+            raise
+        return session
 
     def probe_headers(
         self, rid: str, behaviour: str, args: Mapping[str, str] | None = None

@@ -77,6 +77,9 @@ class Mutant:
     #: Extra ``uvicorn.Config`` settings, for rules a middleware cannot break (it never
     #: sees connections): ``(("limit_concurrency", 10),)`` refuses the eleventh.
     uvicorn_options: tuple[tuple[str, Any], ...] = ()
+    #: A ``uvicorn.Server`` subclass to run instead, for rules only the server's own
+    #: shutdown sequence can break (the order of draining and lifespan.shutdown).
+    uvicorn_server: Callable[[Any], Any] | None = None
 
     @property
     def rule(self) -> str:
@@ -589,24 +592,33 @@ def single_callable(app: Any, mutant: Mutant) -> ASGIApp:
 
 
 def serve_uvicorn(
-    app: ASGIApp, host: str, port: int, root_path: str, options: Mapping[str, Any] | None = None
+    app: ASGIApp,
+    host: str,
+    port: int,
+    root_path: str,
+    options: Mapping[str, Any] | None = None,
+    server: Callable[[Any], Any] | None = None,
 ) -> None:
-    """uvicorn as its CLI runs it; a short graceful timeout so a stuck mutant stops promptly."""
+    """uvicorn as its CLI runs it; a short graceful timeout so a stuck mutant stops promptly.
+
+    ``options`` override these settings (``lifespan="on"``); ``server`` replaces
+    ``uvicorn.Server`` (a subclass that changes the shutdown sequence).
+    """
     import uvicorn
 
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        root_path=root_path,
-        lifespan="auto",
-        log_level="warning",
-        access_log=False,
-        interface="asgi3",
-        timeout_graceful_shutdown=1,
+    settings: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "root_path": root_path,
+        "lifespan": "auto",
+        "log_level": "warning",
+        "access_log": False,
+        "interface": "asgi3",
+        "timeout_graceful_shutdown": 1,
         **dict(options or {}),
-    )
-    uvicorn.Server(config).run()
+    }
+    config = uvicorn.Config(app, **settings)
+    (server or uvicorn.Server)(config).run()
 
 
 async def serve_hypercorn(app: ASGIApp, host: str, port: int, root_path: str) -> None:
@@ -644,7 +656,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if server == "hypercorn":
         asyncio.run(serve_hypercorn(app, args.host, args.port, args.root_path))
     else:
-        serve_uvicorn(app, args.host, args.port, args.root_path, dict(mutant.uvicorn_options))
+        serve_uvicorn(
+            app,
+            args.host,
+            args.port,
+            args.root_path,
+            dict(mutant.uvicorn_options),
+            mutant.uvicorn_server,
+        )
     return 0
 
 

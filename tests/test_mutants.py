@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from conformance import Level, catalogue
+from tests._processes import processes_with
 from tests.mutants import CONTROL, MUTANTS, Mutant, target_name
 
 
@@ -168,20 +169,7 @@ def _selection(directory: Path) -> list[str]:
 
 
 def _processes_with(token: str) -> list[tuple[int, str]]:
-    """Live processes whose environment carries this run's token, with their command lines."""
-    marker = f"{TOKEN_VARIABLE}={token}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
-    return found
+    return processes_with(TOKEN_VARIABLE, token)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -33,6 +33,11 @@ from conformance.apps._encoding import decode
 __all__ = ["ScriptError", "pattern", "run_script"]
 
 Message = MutableMapping[str, Any]
+#: Runs one step: (step, receive, send, wait) -> the step's result for the timeline.
+StepRunner = Callable[
+    [dict[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]], float],
+    Awaitable[Any],
+]
 
 
 class ScriptError(RuntimeError):
@@ -62,7 +67,12 @@ async def run_script(
     send: Callable[[Message], Awaitable[None]],
     rid: str,
     wait: float,
+    *,
+    run_step: StepRunner | None = None,
 ) -> None:
+    """Run ``steps`` in order and report the timeline; ``run_step`` runs the steps of
+    another protocol's probe (conformance/apps/websocket.py), falling back on ours."""
+    runner = run_step or _run_step
     timeline: list[dict[str, Any]] = []
     try:
         for index, step in enumerate(steps):
@@ -72,7 +82,7 @@ async def run_script(
                 # Reported now, not with the timeline: the test waits for it to act.
                 emit({"rid": rid, "kind": "notify", "name": step.get("name"), "t": entry["t0"]})
             try:
-                entry["result"] = await _run_step(step, receive, send, wait)
+                entry["result"] = await runner(step, receive, send, wait)
                 entry["ok"] = True
             except ScriptError:
                 entry["ok"] = True

@@ -187,6 +187,11 @@ async def _handle(scope: Scope, receive: Receive, send: Send, style: str, called
     if isinstance(scope, MutableMapping) and scope.get("type") == "lifespan":
         await _plain_lifespan(receive, send)
         return
+    if isinstance(scope, MutableMapping) and scope.get("type") == "websocket":
+        from conformance.apps.websocket import serve
+
+        await serve(scope, receive, send, style, called_at)
+        return
     if not isinstance(scope, MutableMapping) or scope.get("type") != "http":
         return  # other protocols have their own probes
     args = _header_map(scope)
@@ -211,7 +216,13 @@ async def _handle(scope: Scope, receive: Receive, send: Send, style: str, called
 
 
 async def _plain_lifespan(receive: Receive, send: Send) -> None:
-    """Complete startup and shutdown at once, so HTTP checks boot every server alike."""
+    """Complete startup and shutdown at once, so HTTP checks boot every server alike.
+
+    It also says that a lifespan scope arrived, keyed by the instance's tag: the
+    lifespan checks learn from the main instance, at no extra boot, whether the
+    server runs lifespan at all (lifespan.rst: a server may not).
+    """
+    emit({"rid": "lifespan:" + os.environ.get("ASGI_CONFORMANCE_INSTANCE", ""), "kind": "plain"})
     while True:
         message = await receive()
         kind = message.get("type")

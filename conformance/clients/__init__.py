@@ -18,15 +18,20 @@ from conformance.clients._base import (
 )
 from conformance.clients.http1 import HTTP1Transport, RawHTTP1Connection
 from conformance.clients.httpx_client import HttpxTransport
+from conformance.clients.websocket import Closed, Handshake, RawWebSocket, Received
 
 
 __all__ = [
     "ClientError",
+    "Closed",
     "ConnectionClosed",
     "HTTP1Transport",
+    "Handshake",
     "HttpxTransport",
     "MalformedResponse",
     "RawHTTP1Connection",
+    "RawWebSocket",
+    "Received",
     "Request",
     "Response",
     "ServerTimeout",
