@@ -95,12 +95,12 @@ def target_name(mutant: str, server: str = "uvicorn") -> str:
 # -- the two shapes most mutants take ------------------------------------------------------
 
 
-def on_scope(change: Callable[[Scope], None]) -> Middleware:
-    """A middleware that applies ``change`` to a copy of every HTTP scope (lifespan untouched)."""
+def on_scope(change: Callable[[Scope], None], scope_type: str = "http") -> Middleware:
+    """A middleware that applies ``change`` to a copy of every scope of ``scope_type`` (only)."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope.get("type") == "http":
+            if scope.get("type") == scope_type:
                 scope = dict(scope)
                 change(scope)
             await app(scope, receive, send)

@@ -19,28 +19,15 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tests.mutants import ASGIApp, Message, Mutant, Receive, Scope, Send
+from tests.mutants import ASGIApp, Message, Middleware, Mutant, Receive, Scope, Send, on_scope
 
 
 __all__ = ["MUTANTS"]
 
-Middleware = Callable[[ASGIApp], ASGIApp]
-
 
 def _on_lifespan_scope(change: Callable[[Scope], None]) -> Middleware:
     """A middleware that applies ``change`` to a copy of the lifespan scope."""
-
-    def middleware(app: ASGIApp) -> ASGIApp:
-        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope.get("type") == "lifespan":
-                scope = dict(scope)
-                change(scope)
-            await app(scope, receive, send)
-
-        return mutant
-
-    middleware.__doc__ = change.__doc__
-    return middleware
+    return on_scope(change, "lifespan")
 
 
 # -- the scope (lifespan.rst "Scope") -----------------------------------------------------------
