@@ -6,7 +6,6 @@ and judges the scope the probe app reports through the side channel.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from conformance import requirement
@@ -14,6 +13,7 @@ from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure
 from conformance.apps._encoding import Foreign, ForeignDict
+from conformance.suite._versions import VERSION, judge_spec_version
 
 
 #: Keys the spec defines for the HTTP scope (www.rst, tls.rst and lifespan state).
@@ -24,7 +24,6 @@ SPEC_KEYS = frozenset(
     }
 )  # fmt: skip
 REQUIRED_KEYS = ("type", "asgi", "http_version", "method", "path", "query_string", "headers")
-_VERSION = re.compile(r"^\d+\.\d+$")
 
 
 def _pairs(headers: Any) -> list[tuple[Any, Any]]:
@@ -85,7 +84,7 @@ async def test_scope_asgi_version_is_str(asgi: Probe) -> None:
     )
     version = versions.get("version") if isinstance(versions, dict) else None
     expect(
-        isinstance(version, str) and bool(_VERSION.match(version)),
+        isinstance(version, str) and bool(VERSION.match(version)),
         sent="GET /",
         expected="asgi['version'] a str like '3.0'",
         observed=repr(version),
@@ -108,17 +107,7 @@ async def test_spec_version_is_a_version_string(asgi: Probe) -> None:
     """asgi['spec_version'], if present, is a str "N.N"; absent means "2.0"."""
     scope = await asgi.scope_of()
     versions = scope.get("asgi") or {}
-    if "spec_version" not in versions:
-        asgi.observe("spec_version absent (means 2.0)")
-        return
-    spec = versions["spec_version"]
-    expect(
-        isinstance(spec, str) and bool(_VERSION.match(spec)),
-        sent="GET /",
-        expected="spec_version a str like '2.3'",
-        observed=repr(spec),
-    )
-    asgi.observe(f"spec_version {spec}")
+    judge_spec_version(asgi, versions, sent="GET /", like="2.3")
 
 
 @requirement("http.scope.http-version-1.1")

@@ -12,7 +12,6 @@ WebSocket scopes), and ``wss`` waits for TLS in the suite.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from conformance._batch import scenario, scenarios
 from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance.apps._encoding import Foreign
+from conformance.suite._versions import VERSION, judge_spec_version
 
 
 #: The rich handshake: what was sent, for the checks to compare with.
@@ -38,7 +38,6 @@ HEADERS = [
 ]
 SUBPROTOCOLS = ["chat", "superchat", "v2.json"]
 SENT = f"an upgrade GET {TARGET} offering subprotocols {SUBPROTOCOLS}"
-_VERSION = re.compile(r"^\d+\.\d+$")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ async def test_websocket_asgi_version_is_a_version_string(asgi: Probe) -> None:
     versions = (await _plain(asgi)).get("asgi")
     version = versions.get("version") if isinstance(versions, dict) else None
     expect(
-        isinstance(version, str) and bool(_VERSION.match(version)),
+        isinstance(version, str) and bool(VERSION.match(version)),
         sent="an upgrade GET /",
         expected="scope['asgi']['version'] a str like '3.0'",
         observed=repr(versions),
@@ -117,17 +116,7 @@ async def test_websocket_asgi_version_is_a_version_string(asgi: Probe) -> None:
 async def test_websocket_spec_version_is_a_version_string(asgi: Probe) -> None:
     """scope['asgi']['spec_version'], if present, is a str "N.N"; absent means "2.0"."""
     versions = (await _plain(asgi)).get("asgi") or {}
-    if "spec_version" not in versions:
-        asgi.observe("spec_version absent (means 2.0)")
-        return
-    spec = versions["spec_version"]
-    expect(
-        isinstance(spec, str) and bool(_VERSION.match(spec)),
-        sent="an upgrade GET /",
-        expected="spec_version a str like '2.4'",
-        observed=repr(spec),
-    )
-    asgi.observe(f"spec_version {spec}")
+    judge_spec_version(asgi, versions, sent="an upgrade GET /", like="2.4")
 
 
 @requirement("websocket.scope.http-version")

@@ -87,28 +87,39 @@ def startup_twice(app: ASGIApp) -> ASGIApp:
     return mutant
 
 
-def startup_complete_early(app: ASGIApp) -> ASGIApp:
+def _completes_early(phase: str, rule: str) -> Middleware:
+    """A middleware that answers ``lifespan.<phase>`` with ``<phase>.complete`` itself, at once,
+    and drops the app's own ``complete``; ``rule`` is the rule it breaks (its docstring)."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope.get("type") != "lifespan":
+                await app(scope, receive, send)
+                return
+
+            async def early() -> Message:
+                message = await receive()
+                if message.get("type") == f"lifespan.{phase}":
+                    await send({"type": f"lifespan.{phase}.complete"})
+                return message
+
+            async def drop_complete(message: Message) -> None:
+                if message.get("type") != f"lifespan.{phase}.complete":
+                    await send(message)
+
+            await app(scope, early, drop_complete)
+
+        return mutant
+
+    middleware.__doc__ = rule
+    return middleware
+
+
+startup_complete_early = _completes_early(
+    "startup",
     """The server is told startup is complete as soon as it is sent, while the app is still
-    starting (lifespan.rst "Startup Complete - send event": wait for the app's message)."""
-
-    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "lifespan":
-            await app(scope, receive, send)
-            return
-
-        async def early() -> Message:
-            message = await receive()
-            if message.get("type") == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            return message
-
-        async def drop_complete(message: Message) -> None:
-            if message.get("type") != "lifespan.startup.complete":
-                await send(message)
-
-        await app(scope, early, drop_complete)
-
-    return mutant
+    starting (lifespan.rst "Startup Complete - send event": wait for the app's message).""",
+)
 
 
 def _rewrite_sent(rewrite: Callable[[Message], Message | None], doc: str | None) -> Middleware:
@@ -172,28 +183,11 @@ silent_failure_swallowed = _rewrite_sent(
 # -- shutdown (lifespan.rst "Shutdown - receive event", "Shutdown Complete", "Shutdown Failed") --
 
 
-def shutdown_complete_early(app: ASGIApp) -> ASGIApp:
+shutdown_complete_early = _completes_early(
+    "shutdown",
     """The server hears shutdown.complete as soon as it sends lifespan.shutdown, and exits
-    while the app is still cleaning up (lifespan.rst "Shutdown Complete - send event")."""
-
-    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "lifespan":
-            await app(scope, receive, send)
-            return
-
-        async def early() -> Message:
-            message = await receive()
-            if message.get("type") == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-            return message
-
-        async def drop_complete(message: Message) -> None:
-            if message.get("type") != "lifespan.shutdown.complete":
-                await send(message)
-
-        await app(scope, early, drop_complete)
-
-    return mutant
+    while the app is still cleaning up (lifespan.rst "Shutdown Complete - send event").""",
+)
 
 
 def shutdown_failed_ignored(app: ASGIApp) -> ASGIApp:
