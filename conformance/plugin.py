@@ -85,6 +85,9 @@ def pytest_load_initial_conftests(
         raise pytest.UsageError(str(exc)) from None
     if not getattr(namespace, "file_or_dir", None):
         args.append(str(SUITE_DIR))
+    from conformance._bytecode import cache_bytecode
+
+    cache_bytecode()
 
 
 def pytest_configure(config: pytest.Config) -> None:

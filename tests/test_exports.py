@@ -6,18 +6,26 @@ being exported (or exported without existing) fails here.
 
 from __future__ import annotations
 
-import types
+import subprocess
+import sys
 
 import conformance
 
 
 def test_all_is_exactly_the_public_names() -> None:
-    public = {
-        name
-        for name, value in vars(conformance).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
-    }
+    public = {name for name in dir(conformance) if not name.startswith("_")}
     assert set(conformance.__all__) - {"__version__"} == public
+
+
+def test_the_probe_apps_import_neither_pytest_nor_the_suite() -> None:
+    """The probe runs inside every server the suite starts: its import must stay light."""
+    code = (
+        "import sys, conformance.apps.probe, conformance.apps.lifespan; "
+        "heavy = [m for m in ('pytest', 'conformance._catalogue', 'hypothesis', 'anyio') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
 
 
 def test_all_is_sorted_and_unique() -> None:

@@ -288,19 +288,28 @@ class RawWebSocket:
         """The next whole message, ping, pong, close frame, or the end of the connection.
 
         Pings are answered (a client does); a close frame is answered, as RFC 6455 asks.
+        The bound is on silence, not on the whole message: it restarts whenever bytes
+        arrive, so a 4 MiB message on a busy machine is not cut off while it is still
+        flowing, and a server that stops sending is still caught within the bound.
+        A server that trickles bytes for ever is still stopped, at
+        :data:`_TRICKLE_CEILING` times the bound.
         """
         bound = self._timeout if timeout is None else timeout
-        with anyio.move_on_after(bound) as scope:
+        with anyio.move_on_after(bound * _TRICKLE_CEILING) as ceiling:
             while True:
                 try:
-                    event = await self._next_event(None, what="a message")
+                    event = await self._next_event(bound, what="a message", idle=True)
                 except _EndOfStream:
                     return Received("eof")
+                except ServerTimeout:
+                    raise ServerTimeout(f"nothing from the server within {bound:.1f}s") from None
                 found = await self._handle(event)
                 if found is not None:
                     return found
-        assert scope.cancelled_caught
-        raise ServerTimeout(f"nothing from the server within {bound:.1f}s")
+        assert ceiling.cancelled_caught
+        raise ServerTimeout(
+            f"the server kept sending for {bound * _TRICKLE_CEILING:.1f}s without completing a message"
+        )
 
     async def wait_closed(self, timeout: float | None = None, *, linger: float = 0.0) -> Closed:
         """Read until the server's close frame or the end of the connection.
@@ -399,13 +408,20 @@ class RawWebSocket:
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             raise ClientError(f"the connection is gone: {exc!r}") from None
 
-    async def _next_event(self, timeout: float | None, *, what: str) -> Event:
-        """The next wsproto event, reading from the socket as needed; ``eof`` as a close."""
-        with anyio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+    async def _next_event(self, timeout: float | None, *, what: str, idle: bool = False) -> Event:
+        """The next wsproto event, reading from the socket as needed; ``eof`` as a close.
+
+        ``timeout`` bounds the whole wait, or with ``idle`` each read (the bound restarts
+        whenever bytes arrive).
+        """
+        limit = timeout if timeout is not None else float("inf")
+        with anyio.move_on_after(limit) as scope:
             while not self._events:
                 if self._eof:
                     self.transcript.append("< end of the connection")
                     raise _EndOfStream(f"the connection ended before {what}")
+                if idle:
+                    scope.deadline = anyio.current_time() + limit
                 try:
                     data = await self._stream.receive(_READ_SIZE)
                 except (anyio.EndOfStream, OSError, anyio.BrokenResourceError):
@@ -427,6 +443,10 @@ class RawWebSocket:
             return self._events.pop(0)
         assert scope.cancelled_caught
         raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s")
+
+
+#: How many idle bounds one message may take in all while bytes keep arriving.
+_TRICKLE_CEILING = 10
 
 
 class _EndOfStream(ClientError):

@@ -1,0 +1,47 @@
+"""Compiled bytecode for a run in an environment that forbids writing it.
+
+A conformance run starts dozens of server processes per column, each importing
+its server, its event loop and the probe app; the pytest process itself
+imports the suite and hypothesis through pytest's assertion rewriting.  With
+``PYTHONDONTWRITEBYTECODE`` set (common in containers and CI images) every one
+of those imports compiles from source, every time: on a 2-core machine that
+was a second of CPU per pytest process and a large share of every boot.
+
+The wish behind the variable is that nothing is written next to the sources.
+It is kept: bytecode goes to a cache directory of the suite's own
+(``sys.pycache_prefix``, PEP 3147's ``PYTHONPYCACHEPREFIX``), never into the
+user's tree or site-packages, and the servers the suite starts inherit the
+same prefix.  An environment that already names a prefix is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+__all__ = ["cache_bytecode"]
+
+_DISABLE = "PYTHONDONTWRITEBYTECODE"
+_PREFIX = "PYTHONPYCACHEPREFIX"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def cache_bytecode() -> str | None:
+    """Write and read bytecode under the suite's cache; the prefix chosen, or None if unchanged."""
+    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
+        return None
+    prefix = _cache_home() / "asgi-conformance" / "pycache"
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # nowhere to write: compile from source as asked
+    sys.pycache_prefix = str(prefix)
+    sys.dont_write_bytecode = False
+    os.environ[_PREFIX] = str(prefix)  # for the servers and the xdist workers
+    os.environ.pop(_DISABLE, None)
+    return str(prefix)
