@@ -179,15 +179,14 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "asgi_server" not in metafunc.fixturenames:
         return
-    servers = metafunc.config.getoption(SERVER_OPTION, default=None)
-    if not servers:
+    if not _active(metafunc.config):
         return
-    from conformance._profiles import resolve_targets
+    # Resolved once per session (profile files read and validated once), not per check.
+    from conformance._fixtures import targets
 
-    targets = resolve_targets(servers)
     metafunc.parametrize(
         "asgi_server",
-        [pytest.param(t.name, id=t.name) for t in targets],
+        [pytest.param(name, id=name) for name in targets(metafunc.config)],
         indirect=True,
         scope="session",
     )

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_to_bytes
 
+from conformance._timing import units
+
 
 if TYPE_CHECKING:
     import pytest
@@ -51,6 +53,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Any, Receive, Send], Awaitable[None]]
 Middleware = Callable[[ASGIApp], ASGIApp]
+
+#: The graceful shutdown timeout of the runner, in suite time units.  It bounds how long a
+#: stuck mutant takes to stop, and must leave room for the request that
+#: ``lifespan.shutdown.after-requests`` holds in flight for ``HOLD`` units after the signal:
+#: at one absolute second it cut that request off on a busy machine, and uvicorn then sent
+#: lifespan.shutdown before the cancelled request had ended (a control that failed the row).
+GRACEFUL_UNITS = 2.0
 
 #: The matrix column of a mutant is ``mutant-NAME``; the controls are ``control-SERVER``.
 PREFIX = "mutant-"
@@ -599,7 +608,8 @@ def serve_uvicorn(
     options: Mapping[str, Any] | None = None,
     server: Callable[[Any], Any] | None = None,
 ) -> None:
-    """uvicorn as its CLI runs it; a short graceful timeout so a stuck mutant stops promptly.
+    """uvicorn as its CLI runs it; a short graceful timeout (:data:`GRACEFUL_UNITS`) so a
+    stuck mutant stops promptly.
 
     ``options`` override these settings (``lifespan="on"``); ``server`` replaces
     ``uvicorn.Server`` (a subclass that changes the shutdown sequence).
@@ -614,7 +624,7 @@ def serve_uvicorn(
         "log_level": "warning",
         "access_log": False,
         "interface": "asgi3",
-        "timeout_graceful_shutdown": 1,
+        "timeout_graceful_shutdown": units(GRACEFUL_UNITS),
         **dict(options or {}),
     }
     config = uvicorn.Config(app, **settings)
@@ -630,7 +640,7 @@ async def serve_hypercorn(app: ASGIApp, host: str, port: int, root_path: str) ->
     config.bind = [f"{host}:{port}"]
     config.root_path = root_path
     config.loglevel = "WARNING"
-    config.graceful_timeout = 1.0
+    config.graceful_timeout = units(GRACEFUL_UNITS)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -264,6 +264,14 @@ def test_every_requirement_is_claimed_by_a_mutant() -> None:
     assert not unclaimed, f"no mutant breaks {unclaimed}: their checks are not proven"
 
 
+def test_the_runners_graceful_timeout_outlasts_the_held_request() -> None:
+    """The control must not cut off the request lifespan.shutdown.after-requests holds."""
+    from conformance.suite.test_lifespan import HOLD
+    from tests.mutants import GRACEFUL_UNITS
+
+    assert GRACEFUL_UNITS >= 4 * HOLD
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 

@@ -1,0 +1,107 @@
+"""A pytest plugin (``-p _breakdown_plugin``) that records where one conformance run spends its time.
+
+Loaded only by ``benchmarks/breakdown.py``.  It wraps, for the length of the run, the
+few places the time can go: the launcher's starts and stops of server instances,
+the side channel's bounded waits (those that ran out their bound prove a negative;
+the others are round trips), and pytest's own phases.  Times are sums of durations:
+work that overlaps (a batch of scenarios in its thread, instances started at once)
+counts in full in its own row, and the wall time says what the overlap left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable, Generator
+from typing import Any
+
+import pytest
+
+
+OUTPUT_VARIABLE = "ASGI_CONFORMANCE_BREAKDOWN"
+
+_sums: dict[str, float] = defaultdict(float)
+_counts: dict[str, int] = defaultdict(int)
+_marks: dict[str, float] = {}
+
+
+def _add(key: str, seconds: float) -> None:
+    _sums[key] += seconds
+    _counts[key] += 1
+
+
+def _timed(key: Callable[..., str], function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = time.monotonic()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _add(key(*args, **kwargs), time.monotonic() - began)
+
+    return wrapper
+
+
+def _app_of(process: Any, *_: Any, **__: Any) -> str:
+    app = str(process.config.app).rpartition(":")[2]
+    extra = " (root path)" if process.config.root_path else ""
+    return f"{app}{extra}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    _marks["configured"] = time.monotonic()
+    from conformance import _launcher, _sidechannel
+
+    process = _launcher.ServerProcess
+    process.start = _timed(lambda p, *a, **k: f"boot: {_app_of(p)}", process.start)  # type: ignore[method-assign]
+    process.wait_ready = _timed(lambda p, *a, **k: f"boot: {_app_of(p)}", process.wait_ready)  # type: ignore[method-assign]
+    process.stop = _timed(lambda p, *a, **k: f"stop: {_app_of(p)}", process.stop)  # type: ignore[method-assign]
+
+    channel = _sidechannel.SideChannel
+    original = channel.wait_until
+
+    def wait_until(self: Any, collect: Any, done: Any, timeout: float) -> Any:
+        began = time.monotonic()
+        found = original(self, collect, done, timeout)
+        kind = "side channel: round trips" if done(found) else "side channel: waits that ran out"
+        _add(kind, time.monotonic() - began)
+        return found
+
+    channel.wait_until = wait_until  # type: ignore[method-assign]
+
+
+def pytest_collection_modifyitems() -> None:
+    _marks["collected"] = time.monotonic()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
+    began = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        module = getattr(getattr(item, "module", None), "__name__", "?").rpartition(".")[2]
+        _add(f"checks: {module}", time.monotonic() - began)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = os.environ.get(OUTPUT_VARIABLE)
+    if not path:
+        return
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    record = {
+        "marks": {**_marks, "unconfigured": time.monotonic()},
+        "sums": dict(_sums),
+        "counts": dict(_counts),
+        "cpu": {
+            "pytest": me.ru_utime + me.ru_stime,
+            "servers": children.ru_utime + children.ru_stime,
+        },
+    }
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(record, file)
