@@ -82,7 +82,11 @@ ASGIApp = Callable[
 
 
 def say(kind: str, text: str) -> None:
-    print(f"hostile[{kind}] (pid {os.getpid()}): {text}", flush=True)
+    """One line of the log, in one write: the escapees print at the same instant, and with
+    ``PYTHONUNBUFFERED`` ``print`` writes the text and its newline separately, so two
+    processes' lines could merge into one (a self-test then read one child's sid as another's).
+    """
+    os.write(1, f"hostile[{kind}] (pid {os.getpid()}): {text}\n".encode())
 
 
 def _append(path: str | None, line: str) -> None:
