@@ -33,21 +33,19 @@ def _add(key: str, seconds: float) -> None:
     _counts[key] += 1
 
 
-def _timed(key: Callable[..., str], function: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+def _timed(kind: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a ServerProcess method), its time added under ``kind: APP``."""
+
+    def wrapper(process: Any, *args: Any, **kwargs: Any) -> Any:
         began = time.monotonic()
         try:
-            return function(*args, **kwargs)
+            return function(process, *args, **kwargs)
         finally:
-            _add(key(*args, **kwargs), time.monotonic() - began)
+            app = str(process.config.app).rpartition(":")[2]
+            extra = " (root path)" if process.config.root_path else ""
+            _add(f"{kind}: {app}{extra}", time.monotonic() - began)
 
     return wrapper
-
-
-def _app_of(process: Any, *_: Any, **__: Any) -> str:
-    app = str(process.config.app).rpartition(":")[2]
-    extra = " (root path)" if process.config.root_path else ""
-    return f"{app}{extra}"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -56,9 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from conformance import _launcher, _sidechannel
 
     process = _launcher.ServerProcess
-    process.start = _timed(lambda p, *a, **k: f"boot: {_app_of(p)}", process.start)  # type: ignore[method-assign]
-    process.wait_ready = _timed(lambda p, *a, **k: f"boot: {_app_of(p)}", process.wait_ready)  # type: ignore[method-assign]
-    process.stop = _timed(lambda p, *a, **k: f"stop: {_app_of(p)}", process.stop)  # type: ignore[method-assign]
+    process.start = _timed("boot", process.start)  # type: ignore[method-assign]
+    process.wait_ready = _timed("boot", process.wait_ready)  # type: ignore[method-assign]
+    process.stop = _timed("stop", process.stop)  # type: ignore[method-assign]
 
     channel = _sidechannel.SideChannel
     original = channel.wait_until

@@ -14,15 +14,22 @@ from typing import Any
 FOUNDATION = ("uvicorn", "hypercorn", "daphne", "granian")
 
 
-def run_suite(servers: list[str], extra: list[str]) -> tuple[dict[str, Any], float]:
-    """Run pytest against ``servers``; return the matrix and the wall time in seconds."""
+def run_suite(
+    servers: list[str], extra: list[str], env: dict[str, str] | None = None
+) -> tuple[dict[str, Any], float]:
+    """Run pytest against ``servers`` (in ``env``, default ours); the matrix and the wall time in seconds."""
     with tempfile.TemporaryDirectory(prefix="asgi-run-") as tmp:
         report = Path(tmp) / "out"
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         command += ["--asgi-report", str(report), *(f"--asgi-server={s}" for s in servers), *extra]
         began = time.monotonic()
         subprocess.run(
-            command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+            command,
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
         )
         wall = time.monotonic() - began
         matrix: dict[str, Any] = json.loads((report / "matrix.json").read_text())

@@ -20,31 +20,27 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _breakdown_plugin import OUTPUT_VARIABLE
+from _runs import run_suite
+
 
 HERE = Path(__file__).resolve().parent
 
 
-def one_run(server: str, extra: list[str]) -> dict[str, Any]:
+def one_run(server: str, extra: list[str]) -> dict[str, tuple[int, float]]:
     with tempfile.TemporaryDirectory(prefix="asgi-breakdown-") as tmp:
         output = Path(tmp) / "breakdown.json"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
-        env["ASGI_CONFORMANCE_BREAKDOWN"] = str(output)
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        command += ["-p", "_breakdown_plugin", f"--asgi-server={server}"]
-        command += ["--asgi-report", str(Path(tmp) / "out"), *extra]
+        env[OUTPUT_VARIABLE] = str(output)
         began = time.monotonic()
-        subprocess.run(
-            command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        ended = time.monotonic()
+        _, wall = run_suite([server], ["-p", "_breakdown_plugin", *extra], env)
         record: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
     marks = record["marks"]
     rows = {
@@ -53,7 +49,7 @@ def one_run(server: str, extra: list[str]) -> dict[str, Any]:
     }
     for key in sorted(record["sums"], key=lambda k: (k.split(":")[0], -record["sums"][k])):
         rows[key] = (record["counts"][key], record["sums"][key])
-    rows["wall"] = (1, ended - began)
+    rows["wall"] = (1, wall)
     rows["CPU: pytest process"] = (1, record["cpu"]["pytest"])
     rows["CPU: servers (reaped children)"] = (1, record["cpu"]["servers"])
     return rows

@@ -35,10 +35,10 @@ def cache_bytecode() -> str | None:
     """Write and read bytecode under the suite's cache; the prefix chosen, or None if unchanged."""
     if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
         return None
-    prefix = _cache_home() / "asgi-conformance" / "pycache"
     try:
+        prefix = _cache_home() / "asgi-conformance" / "pycache"
         prefix.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no home directory to be found
         return None  # nowhere to write: compile from source as asked
     sys.pycache_prefix = str(prefix)
     sys.dont_write_bytecode = False

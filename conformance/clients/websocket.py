@@ -62,6 +62,8 @@ __all__ = [
 
 _READ_SIZE = 65536
 _KEEP = 8192
+#: How many idle bounds one message may take in all while bytes keep arriving.
+_TRICKLE_CEILING = 10
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -443,10 +445,6 @@ class RawWebSocket:
             return self._events.pop(0)
         assert scope.cancelled_caught
         raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s")
-
-
-#: How many idle bounds one message may take in all while bytes keep arriving.
-_TRICKLE_CEILING = 10
 
 
 class _EndOfStream(ClientError):

@@ -36,6 +36,7 @@ from conformance import requirement
 from conformance._batch import scenario, scenarios
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
+from conformance._sidechannel import Observation
 from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure
@@ -129,12 +130,17 @@ async def _run(
         except ClientError as exc:
             error = str(exc)
         if stay_for_the_app:
-            await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3))
+            await _script_report(asgi, rid)
     return Outcome(rid, response, error, timed_out, bytes(connection.received))
 
 
+async def _script_report(asgi: Probe, rid: str) -> list[Observation]:
+    """The app's report of its whole script (none if it does not come within 3 units)."""
+    return await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3))
+
+
 async def _timeline(asgi: Probe, rid: str) -> list[dict[str, Any]]:
-    found = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3))
+    found = await _script_report(asgi, rid)
     if not found:
         raise ConformanceFailure("the probe app never reported its script")
     timeline: list[dict[str, Any]] = found[0]["timeline"]
