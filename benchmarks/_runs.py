@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from subprocess import DEVNULL
 from typing import Any
 
 
@@ -23,14 +24,7 @@ def run_suite(
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         command += ["--asgi-report", str(report), *(f"--asgi-server={s}" for s in servers), *extra]
         began = time.monotonic()
-        subprocess.run(
-            command,
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        )
+        subprocess.run(command, cwd=tmp, env=env, stdout=DEVNULL, stderr=DEVNULL, check=False)
         wall = time.monotonic() - began
         matrix: dict[str, Any] = json.loads((report / "matrix.json").read_text())
     return matrix, wall
