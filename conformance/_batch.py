@@ -13,6 +13,13 @@ server is up, the batches of every module that has checks selected for it start
 that run before it, not only with each other.  A check gets its scenario's
 outcome with :func:`scenario`, which starts the batch itself if nothing has.
 
+A check that is itself one independent scenario (it waits out a window to prove
+that something does not happen, or moves megabytes) is marked :func:`ahead`
+instead of being split in two: the whole check runs in the target's *ahead*
+batch as soon as the server is up, with a probe of its own, and at its turn
+the check replays what happened (its evidence, and the exception that is its
+outcome) from :func:`replay_ahead`.  Same code, same requests, same bounds.
+
 The target's :class:`~conformance._probe.ServerUnderTest` owns its batches and
 waits for them before it stops, so no scenario outlives the server it talks to.
 """
@@ -23,17 +30,35 @@ import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import pytest
+
+from conformance._boots import BACKGROUND, LEAD, URGENT, boot_priority, hurry
 
 
 if TYPE_CHECKING:
     from conformance._probe import Probe, ServerUnderTest
 
 
-__all__ = ["Batch", "Scenario", "scenario", "scenarios", "start_batches"]
+__all__ = [
+    "AHEAD_MARKER",
+    "Batch",
+    "Scenario",
+    "ahead",
+    "replay_ahead",
+    "scenario",
+    "scenarios",
+    "start_ahead",
+    "start_batches",
+]
+
+AHEAD_MARKER = "asgi_ahead"
+_AHEAD_BATCH = "ahead"
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: One independent scenario: what it sends, through a probe; returns what came back (or raises).
 Scenario = Callable[["Probe"], Awaitable[Any]]
@@ -41,16 +66,23 @@ ScenarioTable = Callable[[], Mapping[str, Scenario]]
 
 #: The scenario tables of the suite modules, by module name.
 _TABLES: dict[str, ScenarioTable] = {}
+#: The scenarios of each module whose instances boot first (conformance/_boots.py).
+_LEADS: dict[str, frozenset[str]] = {}
 
 
 class Batch:
     """Scenarios started together in a thread of their own; each result is a future."""
 
     def __init__(
-        self, jobs: Mapping[str, Callable[[], Awaitable[Any]]], log_offsets: Mapping[int, int]
+        self,
+        jobs: Mapping[str, Callable[[], Awaitable[Any]]],
+        log_offsets: Mapping[int, int],
+        boot_levels: Mapping[str, int] | None = None,
     ) -> None:
         #: Where each instance's log stood when the batch started (evidence for the checks).
         self.log_offsets = dict(log_offsets)
+        #: Each scenario's urgency for the instances it boots (default: a check waits for it).
+        self._levels = dict(boot_levels or {})
         self._futures: dict[str, concurrent.futures.Future[Any]] = {
             name: concurrent.futures.Future() for name in jobs
         }
@@ -67,14 +99,24 @@ class Batch:
     async def _one(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         future = self._futures[name]
         try:
-            future.set_result(await job())
+            with boot_priority(self._levels.get(name, URGENT), self._owner(name)):
+                future.set_result(await job())
         except Exception as exc:
             future.set_exception(exc)
 
+    def _owner(self, name: str) -> str:
+        return f"{id(self)}:{name}"
+
+    def has(self, name: str) -> bool:
+        return name in self._futures
+
     async def result(self, name: str, probe: Probe) -> Any:
         """Scenario ``name``'s result (or its exception), with the probe's log evidence reaching back to the batch's start."""
+        future = self._futures[name]
+        if not future.done():
+            hurry(owner=self._owner(name))  # a check waits for it now
         try:
-            return await anyio.to_thread.run_sync(self._futures[name].result)
+            return await anyio.to_thread.run_sync(future.result)
         finally:
             for instance in probe.server.instances():
                 if instance.pid is not None:
@@ -91,11 +133,17 @@ class Batch:
         self._thread.join()
 
 
-def scenarios(module: str) -> Callable[[ScenarioTable], ScenarioTable]:
-    """Declare ``module``'s independent scenarios (a function returning them by name)."""
+def scenarios(module: str, *, lead: Iterable[str] = ()) -> Callable[[ScenarioTable], ScenarioTable]:
+    """Declare ``module``'s independent scenarios (a function returning them by name).
+
+    ``lead`` names the scenarios with the longest watches: their instances boot
+    before every other background instance, so that the column's other work
+    passes while they watch instead of after.
+    """
 
     def register(table: ScenarioTable) -> ScenarioTable:
         _TABLES[module] = table
+        _LEADS[module] = frozenset(lead)
         return table
 
     return register
@@ -109,8 +157,11 @@ def _starter(server: ServerUnderTest, module: str, only: str | None = None) -> C
         offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
         table = _TABLES[module]()
         if only is not None:
-            table = {only: table[only]}
-        return Batch({name: partial(run, probe) for name, run in table.items()}, offsets)
+            # A check asked for this scenario alone and waits for it.
+            return Batch({only: partial(table[only], probe)}, offsets)
+        lead = _LEADS.get(module, frozenset())
+        levels = {name: LEAD if name in lead else BACKGROUND for name in table}
+        return Batch({name: partial(run, probe) for name, run in table.items()}, offsets, levels)
 
     return start
 
@@ -121,7 +172,8 @@ def start_batches(server: ServerUnderTest, modules: Iterable[str]) -> None:
     Only for modules whose every check is selected: a run of a few checks (``-k``, a
     mutant's column) starts just the scenarios its checks ask for, when they ask.
     """
-    for module in modules:
+    # Modules with long watches first: their instances queue for a boot first too.
+    for module in sorted(modules, key=lambda m: not _LEADS.get(m)):
         if module in _TABLES:
             server.batch(module, _starter(server, module))
 
@@ -137,3 +189,66 @@ async def scenario(probe: Probe, module: str, name: str) -> Any:
         f"{module}::{name}", _starter(server, module, only=name)
     )
     return await batch.result(name, probe)
+
+
+# -- checks that run ahead -----------------------------------------------------------------
+
+
+def ahead(check: F) -> F:
+    """Mark ``check`` (``async def test_x(asgi)``) to run ahead, beside every other check.
+
+    Only for a check that shares nothing with the others: it uses its own
+    connections and request ids, waits only on its own observations, and
+    judges nothing from server-wide state.
+    """
+    marked: F = getattr(pytest.mark, AHEAD_MARKER)(check)
+    return marked
+
+
+class _Ran:
+    """What a check that ran ahead left: its probe (evidence) and its outcome."""
+
+    def __init__(self, probe: Probe, error: BaseException | None) -> None:
+        self.probe = probe
+        self.error = error
+
+
+async def _run_ahead(check: Callable[..., Awaitable[None]], server: ServerUnderTest) -> _Ran:
+    from conformance._probe import Probe
+
+    probe = Probe(server)
+    try:
+        await check(asgi=probe)
+    except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
+        return _Ran(probe, exc)
+    return _Ran(probe, None)
+
+
+def start_ahead(
+    server: ServerUnderTest, checks: Mapping[str, Callable[..., Awaitable[None]]]
+) -> None:
+    """Start ``checks`` (node id -> check function) in the target's ahead batch."""
+    if not checks:
+        return
+
+    def start() -> Batch:
+        jobs = {node: partial(_run_ahead, check, server) for node, check in checks.items()}
+        offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
+        return Batch(jobs, offsets, dict.fromkeys(jobs, BACKGROUND))
+
+    server.batch(_AHEAD_BATCH, start)
+
+
+async def replay_ahead(node: str, probe: Probe) -> bool:
+    """At its turn, replay check ``node`` that ran ahead into ``probe``; False if it did not run ahead."""
+    batch = probe.server.started_batch(_AHEAD_BATCH)
+    if batch is None or not batch.has(node):
+        return False
+    ran: _Ran = await batch.result(node, probe)
+    probe.notes.extend(ran.probe.notes)
+    probe.exchanges.extend(ran.probe.exchanges)
+    for pid, offset in ran.probe.log_offsets.items():
+        probe.log_offsets[pid] = min(probe.log_offsets.get(pid, offset), offset)
+    if ran.error is not None:
+        raise ran.error
+    return True

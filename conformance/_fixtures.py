@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conformance._batch import start_batches
+from conformance._batch import AHEAD_MARKER, start_ahead, start_batches
 from conformance._launcher import ServerProcess
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
@@ -62,6 +62,7 @@ def asgi_server(
     try:
         server.main  # noqa: B018 - starting is the point; a failure errors every check
         start_batches(server, _modules_of(request.session, target.name))
+        start_ahead(server, _ahead_of(request.session, target.name))
         yield server
     finally:
         # Normally stopped already, by the last check's teardown; here only when the
@@ -85,6 +86,17 @@ def _modules_of(session: pytest.Session, target: str) -> list[str]:
         for name, module in modules.items()
         if {f for f in vars(module) if f.startswith("test_")} <= selected[name]
     ]
+
+
+def _ahead_of(session: pytest.Session, target: str) -> dict[str, Any]:
+    """The selected checks of ``target`` marked to run ahead: node id -> check function."""
+    return {
+        item.nodeid: item.obj
+        for item in session.items
+        if _target_of(item) == target
+        and item.get_closest_marker(AHEAD_MARKER) is not None
+        and isinstance(item, pytest.Function)
+    }
 
 
 def _stop(server: ServerUnderTest) -> str:

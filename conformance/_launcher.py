@@ -51,6 +51,7 @@ from pathlib import Path
 
 import anyio
 
+from conformance import _boots
 from conformance._profiles import Target
 from conformance._timing import units
 from conformance._verdicts import HarnessError
@@ -275,6 +276,13 @@ class ServerProcess:
         #: Seconds from spawning to the first answer of the probe app (the benchmark reads it).
         self.boot_seconds = 0.0
         self._spawned_at = 0.0
+        #: This instance's place among the background boots (conformance/_boots.py).
+        self._slot = _boots.BootSlot(None)
+
+    @property
+    def boot_key(self) -> str:
+        """Names this instance's boot among all boots of the run (conformance/_boots.py)."""
+        return f"{self.target.name}|{self.config.key}"
 
     @property
     def pid(self) -> int | None:
@@ -335,6 +343,7 @@ class ServerProcess:
 
     def start(self, boot_timeout: float | None = None) -> None:
         """Start and wait until the probe app answers; raises :class:`ServerStartError`."""
+        self._slot = _boots.acquire(self.boot_key)
         began = time.monotonic()
         try:
             self._start(boot_timeout)
@@ -345,19 +354,30 @@ class ServerProcess:
             self.stop(grace=units(1))
             raise
         finally:
+            self.booted()
             self.boot_seconds = time.monotonic() - began
+
+    def booted(self) -> None:
+        """The boot is over (answered, failed, or watched far enough): free its slot."""
+        self._slot.release()
 
     def launch(self) -> None:
         """Start without waiting for readiness (a server whose startup is pending or fails).
 
         The port is the suite's listening socket where the profile takes ``{fd}``,
         else a free port (no retry: nothing here waits to see the bind fail).
+        The boot's slot is held until :meth:`wait_ready`, :meth:`booted` or :meth:`stop`.
         """
-        if self.target.profile.binds_fd:
-            self._spawn_on_listener()
-            return
-        self.port = _free_port(self.host)
-        self._spawn(self._render(self.port, None), ())
+        self._slot = _boots.acquire(self.boot_key)
+        try:
+            if self.target.profile.binds_fd:
+                self._spawn_on_listener()
+                return
+            self.port = _free_port(self.host)
+            self._spawn(self._render(self.port, None), ())
+        except BaseException:
+            self.booted()
+            raise
 
     def _spawn_on_listener(self) -> None:
         """Spawn the server on a listening socket of the suite's, passed as ``{fd}``."""
@@ -378,6 +398,7 @@ class ServerProcess:
         try:
             self._wait_ready(began + timeout)
         finally:
+            self.booted()
             self.boot_seconds = time.monotonic() - self._spawned_at
 
     def send_signal(self, sig: signal.Signals, *, group: bool = False) -> bool:
@@ -484,6 +505,7 @@ class ServerProcess:
 
     def stop(self, grace: float | None = None) -> str:
         """SIGTERM the group, SIGKILL it after ``grace``, kill what left it; says what it took."""
+        self.booted()
         proc = self._proc
         if proc is None:
             return self.stop_report

@@ -195,6 +195,10 @@ async def lifespan_instance(
                 raise HarnessError(
                     f"{probe.target.name} serving {app}: {why}\n{instance.evidence()}"
                 )
+        else:
+            # Booted once the server has called the app: the scenario's watch starts there.
+            await instance.reports("call", units(3))
+            process.booted()
         yield instance
     finally:
         with anyio.CancelScope(shield=True):

@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from conformance import _boots
 from conformance._batch import Batch
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._profiles import Target
@@ -64,8 +65,13 @@ class ServerUnderTest:
         """
         with self._lock:
             starting = self._starting.setdefault(config.key, threading.Lock())
-        with starting:
+        if not starting.acquire(blocking=False):
+            _boots.hurry(f"{self.target.name}|{config.key}")
+            starting.acquire()
+        try:
             return self._instance(config)
+        finally:
+            starting.release()
 
     def _instance(self, config: LaunchConfig) -> ServerProcess:
         with self._lock:

@@ -13,8 +13,11 @@ arguments and collected by :class:`SuiteDirectory`, which ignores the user's
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import os
+import shlex
+import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,27 @@ TIMEOUT_OPTION = "--asgi-timeout-factor"
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 MARKER = "asgi_requirement"
+AHEAD_MARKER = "asgi_ahead"
 PROPERTY_PREFIX = "asgi."
+
+
+def _asked_for_in(argv: list[str]) -> bool:
+    """Whether ``argv`` (or ``PYTEST_ADDOPTS``) names ``--asgi-server``: a peek, not the parse."""
+    try:
+        extra = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    except ValueError:
+        extra = []
+    return any(a == SERVER_OPTION or a.startswith(SERVER_OPTION + "=") for a in argv + extra)
+
+
+if _asked_for_in(sys.argv[1:]):
+    # Pytest imports (and rewrites) the other plugins of the environment before any hook
+    # runs; where bytecode may not be written, that is a third of a second compiled from
+    # source in every run.  Choosing the cache now serves the plugins loaded after this
+    # one; pytest_load_initial_conftests does it (idempotently) for a run started otherwise.
+    from conformance._bytecode import cache_bytecode
+
+    cache_bytecode()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -95,6 +118,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(requirement_id): the catalogue requirement an ASGI conformance check judges",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{AHEAD_MARKER}: an independent ASGI conformance check, run beside the others",
+    )
     if not _active(config):
         return
     from conformance import _fixtures
@@ -106,10 +133,27 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"{TIMEOUT_OPTION} must be positive, not {factor}")
         set_factor(factor)
     config.pluginmanager.register(_fixtures, "asgi_conformance_fixtures")
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        from conformance._xdist import TargetScheduler
+
+        config.pluginmanager.register(TargetScheduler(), "asgi_conformance_xdist")
     if not hasattr(config, "workerinput"):
         from conformance._reporter import MatrixReporter
 
         config.pluginmanager.register(MatrixReporter(config), "asgi_conformance_reporter")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Exempt what collection built (pytest, hypothesis, the suite) from the garbage collector.
+
+    Nothing of it is garbage, yet every full collection walks it all, and pytest
+    ends each session with several (``gc_collect_harder``): on this suite's heap
+    that was half a second per pytest process, per xdist worker.  Objects made
+    by the checks are collected as usual.
+    """
+    if _active(session.config):
+        gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -148,12 +192,12 @@ MODULE_ORDER = (
     "test_http_disconnect",
     "test_http_app_errors",
     "test_ext_http",
-    "test_lifespan",
     "test_websocket_scope",
     "test_websocket_handshake",
     "test_websocket_messages",
     "test_websocket_close",
     "test_ext_websocket",
+    "test_lifespan",
 )
 
 
@@ -207,8 +251,22 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    anyio.run(functools.partial(function, **kwargs))
+    if pyfuncitem.get_closest_marker(AHEAD_MARKER) is not None:
+        anyio.run(_replayed_or_run, pyfuncitem.nodeid, function, kwargs)
+    else:
+        anyio.run(functools.partial(function, **kwargs))
     return True
+
+
+async def _replayed_or_run(node: str, function: Any, kwargs: dict[str, Any]) -> None:
+    """A check that ran ahead (conformance/_batch.py) replays its outcome; else it runs now."""
+    from conformance._batch import replay_ahead
+    from conformance._probe import Probe
+
+    probe = kwargs.get("asgi")
+    if isinstance(probe, Probe) and await replay_ahead(node, probe):
+        return
+    await function(**kwargs)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -72,3 +72,24 @@ def test_an_environment_that_allows_bytecode_or_names_a_prefix_is_left_alone(
     assert result["chosen"] is None
     assert result["env_prefix"] == env.get("PYTHONPYCACHEPREFIX")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_conformance_run_caches_the_plugins_loaded_after_its_own(tmp_path: Path) -> None:
+    """Pytest rewrites the environment's plugins before any hook: the plugin chooses the cache on import."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST"))}
+    environment |= {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q"]
+    subprocess.run(
+        [*command, "--asgi-server=uvicorn"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    prefix = tmp_path / "cache" / "asgi-conformance" / "pycache"
+    rewritten = {p.name.partition(".")[0] for p in prefix.rglob("*-pytest-*.pyc")}
+    # anyio's plugin is loaded after this one (entry points in distribution order)
+    # and the suite modules after every plugin.
+    assert "pytest_plugin" in rewritten
+    assert "test_http_scope" in rewritten

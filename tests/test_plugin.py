@@ -222,6 +222,26 @@ def test_plugin_is_inert_without_asgi_server(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / "asgi-report").exists()
 
 
+def test_a_run_exempts_what_collection_built_from_the_garbage_collector(
+    pytester: pytest.Pytester,
+) -> None:
+    """A full collection walks pytest, hypothesis and the suite; pytest ends with several."""
+    pytester.makepyfile(
+        freeze_report="""
+        import gc
+
+        def pytest_sessionfinish(session):
+            print(f"frozen objects: {gc.get_freeze_count()}")
+        """
+    )
+    plain = _run(pytester, "-p", "freeze_report", "--co", "-q", "-s")
+    suite = _run(pytester, "-p", "freeze_report", "--co", "-q", "-s", "--asgi-server=uvicorn")
+    assert any(line == "frozen objects: 0" for line in plain.outlines), plain.outlines[-5:]
+    frozen = [line for line in suite.outlines if line.startswith("frozen objects: ")]
+    assert frozen, suite.outlines[-5:]
+    assert int(frozen[0].split(": ")[1]) > 10_000
+
+
 def test_help_documents_the_options(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--help")
     result.stdout.fnmatch_lines(

@@ -1,8 +1,10 @@
-"""HTTP/1.1 through httpx, for requests an ordinary client would send."""
+"""HTTP/1.1 through httpx, for requests an ordinary client would send.
+
+httpx is imported on first use: it costs a tenth of a second, and a run whose
+checks never ask for this transport should not pay it at start-up.
+"""
 
 from __future__ import annotations
-
-import httpx
 
 from conformance.clients._base import ConnectionClosed, Request, Response, ServerTimeout
 
@@ -19,6 +21,8 @@ class HttpxTransport:
         self.base = f"http://{host}:{port}"
 
     async def request(self, request: Request, *, timeout: float) -> Response:
+        import httpx
+
         url = self.base + request.target.decode("latin-1")
         try:
             async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:

@@ -26,7 +26,7 @@ import anyio.to_thread
 
 from conformance import _steps as steps
 from conformance import requirement
-from conformance._batch import Scenario, scenario, scenarios
+from conformance._batch import Scenario, ahead, scenario, scenarios
 from conformance._probe import Probe, expect
 from conformance._steps import encode_script
 from conformance._timing import units
@@ -334,6 +334,7 @@ async def test_receive_keeps_returning_disconnect(asgi: Probe) -> None:
 
 
 @requirement("http.disconnect.not-premature")
+@ahead
 async def test_receive_waits_while_client_is_connected(asgi: Probe) -> None:
     """After the body, receive() waits while the client is connected and the response unfinished."""
     wait = units(0.3)

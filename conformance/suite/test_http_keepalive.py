@@ -18,6 +18,7 @@ import anyio
 
 from conformance import ConformanceFailure, Unsupported, requirement
 from conformance import _steps as steps
+from conformance._batch import ahead
 from conformance._probe import Probe, expect
 from conformance._sidechannel import Observation
 from conformance._timing import units
@@ -161,6 +162,7 @@ async def test_each_request_on_a_connection_is_its_own_call(asgi: Probe) -> None
 
 
 @requirement("http.keepalive.pipelined-in-order")
+@ahead
 async def test_pipelined_requests_are_answered_in_order(asgi: Probe) -> None:
     """Two requests written at once are answered first-then-second, even if the first is slower."""
     first, second = asgi.new_rid(), asgi.new_rid()

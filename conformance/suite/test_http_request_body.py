@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from conformance import ConformanceFailure, requirement
 from conformance import _steps as steps
-from conformance._batch import Scenario, scenario, scenarios
+from conformance._batch import Scenario, ahead, scenario, scenarios
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
 from conformance.clients import ClientError, Request, Response
@@ -443,6 +443,7 @@ async def test_body_is_handed_over_while_it_arrives(asgi: Probe) -> None:
 
 
 @requirement("http.request.expect-continue")
+@ahead
 async def test_when_100_continue_is_sent(asgi: Probe) -> None:
     """Record whether 100 Continue comes at once, when the app first calls receive(), or never."""
     rid = asgi.new_rid()

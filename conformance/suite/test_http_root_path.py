@@ -9,6 +9,7 @@ so that is recorded, not graded.
 from __future__ import annotations
 
 from conformance import requirement
+from conformance._batch import ahead
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
 
@@ -30,6 +31,7 @@ async def test_root_path_is_empty_by_default(asgi: Probe) -> None:
 
 
 @requirement("http.scope.root-path-configured")
+@ahead
 async def test_root_path_is_the_configured_prefix(asgi: Probe) -> None:
     """Started with root path /mnt, the server sends root_path "/mnt"."""
     asgi.require_offer("root_path")
@@ -44,6 +46,7 @@ async def test_root_path_is_the_configured_prefix(asgi: Probe) -> None:
 
 
 @requirement("http.scope.root-path-and-path")
+@ahead
 async def test_path_relation_to_root_path_is_recorded(asgi: Probe) -> None:
     """Records whether path includes the configured prefix, for /mnt/x and for /x."""
     asgi.require_offer("root_path")

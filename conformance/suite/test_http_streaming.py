@@ -18,6 +18,7 @@ from typing import Any
 
 from conformance import _steps as steps
 from conformance import requirement
+from conformance._batch import ahead
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
 from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
@@ -81,6 +82,7 @@ async def test_each_chunk_reaches_the_client_before_the_next_is_sent(asgi: Probe
 
 
 @requirement("http.streaming.receive-while-streaming")
+@ahead
 async def test_receive_while_streaming_waits_until_the_client_leaves(asgi: Probe) -> None:
     """Mid-stream, receive() returns nothing while the client stays, http.disconnect once it leaves."""
     token = asgi.new_rid()
@@ -131,6 +133,7 @@ CHUNK = 64 << 10
 
 
 @requirement("http.streaming.large-not-buffered")
+@ahead
 async def test_large_stream_reaches_the_client_while_the_app_sends(asgi: Probe) -> None:
     """The client has the first bytes of a 32 MiB stream before the app has sent the last chunk."""
     script = [

@@ -9,12 +9,14 @@ switch where it has one.
 from __future__ import annotations
 
 from conformance import requirement
+from conformance._batch import ahead
 from conformance._launcher import LEGACY_APP, LaunchConfig, ServerStartError
 from conformance._probe import Probe, expect
 from conformance._verdicts import ConformanceFailure
 
 
 @requirement("core.legacy-asgi2")
+@ahead
 async def test_legacy_double_callable_app_is_served(asgi: Probe) -> None:
     """A double-callable probe app answers, having been constructed with the scope first."""
     profile = asgi.target.profile

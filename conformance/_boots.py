@@ -1,0 +1,152 @@
+"""Server boots in the background, one per spare core at a time, the most urgent first.
+
+A column starts a dozen instances beside its main one (lifespan scenarios, the
+isolated and survivor instances of the disconnect and app-error scenarios).
+Booting a server is CPU work (an interpreter, the server's imports, the app's),
+so twelve boots started at once on two cores do not finish sooner than twelve
+in a row: each takes the whole span, the one on the critical path included
+(the lifespan watch of four units can only start once its instance answers),
+and the checks of the pytest process, which need a core too, crawl meanwhile.
+
+So background boots pass a gate of one slot per spare core, in order of
+urgency and then of arrival:
+
+* ``URGENT``: a check is waiting for the instance (the main one, a root-path
+  instance a check asked for).  It never queues: the check's thread is idle
+  while it waits, so the boot takes that core rather than a slot.
+* ``LEAD``: a scenario with the column's longest watch ahead of it, declared by
+  its module (``scenarios(module, lead=...)``).  It does not queue either, so
+  that its watch starts as soon as the main instance is up and the rest of the
+  column's work fits inside it; a module names one or two such scenarios, not
+  every slow one.
+* ``BACKGROUND``: every other scenario's instance, and the side instances of
+  checks that run ahead.  When a check comes to wait for an instance whose boot
+  is still queued, the boot goes at once (:func:`hurry`).
+
+The gate only orders boots; it never changes what a check sends or how long
+it waits for an answer (a readiness bound starts once the slot is held), so a
+verdict cannot depend on it.  A slot is held until the instance answers, fails
+to start, or is stopped; for an instance that is watched while it starts
+(a lifespan startup that is held back or fails), until its app has been called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+
+__all__ = ["BACKGROUND", "LEAD", "URGENT", "BootSlot", "acquire", "boot_priority", "hurry"]
+
+URGENT, LEAD, BACKGROUND = 0, 1, 2
+
+_priority: ContextVar[int] = ContextVar("asgi_conformance_boot_priority", default=URGENT)
+#: Who the boots of this context are for (a scenario or a check run ahead), so that a check
+#: that comes to wait for that one can hurry them.
+_owner: ContextVar[str] = ContextVar("asgi_conformance_boot_owner", default="")
+
+
+@contextlib.contextmanager
+def boot_priority(level: int, owner: str = "") -> Iterator[None]:
+    """Boots started in this context (and the threads it hands work to) have urgency ``level``."""
+    tokens = (_priority.set(level), _owner.set(owner))
+    try:
+        yield
+    finally:
+        _priority.reset(tokens[0])
+        _owner.reset(tokens[1])
+
+
+def _spare_cores() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+class BootSlot:
+    """A held place in the gate; :meth:`release` is idempotent."""
+
+    def __init__(self, gate: _Gate | None) -> None:
+        self._gate = gate
+
+    def release(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.give_back()
+
+
+class _Ticket:
+    __slots__ = ("hurried", "key", "owner")
+
+    def __init__(self, key: str, owner: str) -> None:
+        self.key = key
+        self.owner = owner
+        self.hurried = False
+
+
+class _Gate:
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[int, int, _Ticket]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+        #: Owners a check waits for: their later boots do not queue either.
+        self._hurried: set[str] = set()
+
+    def take(self, level: int, key: str, owner: str) -> BootSlot:
+        if level <= LEAD or (owner and owner in self._hurried):
+            return BootSlot(None)
+        ticket = _Ticket(key, owner)
+        entry = (level, next(self._order), ticket)
+        with self._cond:
+            heapq.heappush(self._waiting, entry)
+            self._cond.wait_for(
+                lambda: ticket.hurried or (self._free > 0 and self._waiting[0] is entry)
+            )
+            self._waiting.remove(entry)
+            heapq.heapify(self._waiting)
+            self._cond.notify_all()
+            if ticket.hurried:
+                return BootSlot(None)
+            self._free -= 1
+        return BootSlot(self)
+
+    def hurry(self, key: str = "", owner: str = "") -> None:
+        with self._cond:
+            if owner:
+                self._hurried.add(owner)
+            for _, _, ticket in self._waiting:
+                if (key and ticket.key == key) or (owner and ticket.owner == owner):
+                    ticket.hurried = True
+            self._cond.notify_all()
+
+    def give_back(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+
+_gate = _Gate(_spare_cores())
+
+
+def acquire(key: str) -> BootSlot:
+    """A slot for booting instance ``key`` at the current context's urgency (waits for its turn)."""
+    return _gate.take(_priority.get(), key, _owner.get())
+
+
+def hurry(key: str = "", owner: str = "") -> None:
+    """A check now waits for instance ``key``, or for ``owner``'s work: its queued boots go at once.
+
+    Without this a check would wait behind every background boot queued before
+    the one it needs (the instance's start lock is held by the queued boot, or
+    the scenario it awaits has not booted yet).
+    """
+    if _priority.get() <= URGENT:
+        _gate.hurry(key, owner)
