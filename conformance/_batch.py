@@ -36,7 +36,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from conformance._boots import BACKGROUND, LEAD, URGENT, boot_priority, hurry
+from conformance._boots import BACKGROUND, EARLY, LEAD, URGENT, boot_priority, hurry
 
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ ScenarioTable = Callable[[], Mapping[str, Scenario]]
 _TABLES: dict[str, ScenarioTable] = {}
 #: The scenarios of each module whose instances boot first (conformance/_boots.py).
 _LEADS: dict[str, frozenset[str]] = {}
+#: The scenarios of each module whose instances queue before the others'.
+_EARLY: dict[str, frozenset[str]] = {}
 
 
 class Batch:
@@ -133,17 +135,21 @@ class Batch:
         self._thread.join()
 
 
-def scenarios(module: str, *, lead: Iterable[str] = ()) -> Callable[[ScenarioTable], ScenarioTable]:
+def scenarios(
+    module: str, *, lead: Iterable[str] = (), early: Iterable[str] = ()
+) -> Callable[[ScenarioTable], ScenarioTable]:
     """Declare ``module``'s independent scenarios (a function returning them by name).
 
     ``lead`` names the scenarios with the longest watches: their instances boot
     before every other background instance, so that the column's other work
-    passes while they watch instead of after.
+    passes while they watch instead of after.  ``early`` names those with a long
+    way to go once their instance is up: they queue before the short ones.
     """
 
     def register(table: ScenarioTable) -> ScenarioTable:
         _TABLES[module] = table
         _LEADS[module] = frozenset(lead)
+        _EARLY[module] = frozenset(early)
         return table
 
     return register
@@ -159,8 +165,10 @@ def _starter(server: ServerUnderTest, module: str, only: str | None = None) -> C
         if only is not None:
             # A check asked for this scenario alone and waits for it.
             return Batch({only: partial(table[only], probe)}, offsets)
-        lead = _LEADS.get(module, frozenset())
-        levels = {name: LEAD if name in lead else BACKGROUND for name in table}
+        lead, early = _LEADS.get(module, frozenset()), _EARLY.get(module, frozenset())
+        levels = {
+            name: LEAD if name in lead else EARLY if name in early else BACKGROUND for name in table
+        }
         return Batch({name: partial(run, probe) for name, run in table.items()}, offsets, levels)
 
     return start

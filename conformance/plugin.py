@@ -236,6 +236,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.get_closest_marker(MARKER) is not None and _active(item.config):
+        from conformance._outcomes import short_verdict_failures
+
+        short_verdict_failures(item)
+
+
 # -- running ------------------------------------------------------------------------------
 
 

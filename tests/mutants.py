@@ -681,13 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep a mutant's checks for the rows it breaks or keeps; group each column on one worker.
+    """Keep a mutant's checks for the rows it breaks or keeps; the controls keep every check.
 
-    The controls keep every check.  The xdist group keeps all checks of one server
-    on one worker (``--dist loadgroup``), so no server is booted twice.
+    Under xdist the plugin keeps each column on one worker (conformance/_xdist.py).
     """
-    import pytest
-
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
@@ -699,8 +696,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if mutant is not None and marker is not None and marker.args[0] not in claims:
             dropped.append(item)
             continue
-        if target:
-            item.add_marker(pytest.mark.xdist_group(target))
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

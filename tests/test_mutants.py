@@ -198,7 +198,11 @@ def mutant_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MutantRun]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env[TOKEN_VARIABLE] = token
-    parallel = ["-n", "2", "--dist", "loadgroup"] if importlib.util.find_spec("xdist") else []
+    # The plugin schedules by target (conformance/_xdist.py).  Mutant columns mostly wait
+    # (lifespan watches, bounded negatives), so two workers per core overlap the waits;
+    # the verdicts hold on a loaded machine (tests/test_under_load.py).
+    workers = str(2 * (len(os.sched_getaffinity(0)) or 1))
+    parallel = ["-n", workers] if importlib.util.find_spec("xdist") else []
     command = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.mutants",
         "-q", "--no-header", "-rN", *parallel, "--asgi-report", str(report),

@@ -518,7 +518,11 @@ def _planned(
     return planned
 
 
-@scenarios(__name__, lead=("request never ends", "shutdown never answered"))
+@scenarios(
+    __name__,
+    lead=("request never ends", "shutdown never answered"),
+    early=(_TERM, _INT),
+)
 def _planned_scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     """Every scenario of this module, each on an instance of its own, if a selected check reads it."""
     return {name: _planned(name, run) for name, run in _scenarios().items()}
