@@ -3,7 +3,8 @@
 Loaded only by ``benchmarks/breakdown.py``.  It wraps, for the length of the run, the
 few places the time can go: the launcher's starts and stops of server instances,
 the side channel's bounded waits (those that ran out their bound prove a negative;
-the others are round trips), and pytest's own phases.  Times are sums of durations:
+the others are round trips), each scenario and each check run ahead (from start to
+outcome, in their batch's thread), and pytest's own phases.  Times are sums of durations:
 work that overlaps (a batch of scenarios in its thread, instances started at once)
 counts in full in its own row, and the wall time says what the overlap left.
 """
@@ -57,6 +58,21 @@ def pytest_configure(config: pytest.Config) -> None:
     process.start = _timed("boot", process.start)  # type: ignore[method-assign]
     process.wait_ready = _timed("boot", process.wait_ready)  # type: ignore[method-assign]
     process.stop = _timed("stop", process.stop)  # type: ignore[method-assign]
+
+    from conformance import _batch
+
+    batch = _batch.Batch
+    one = batch._one
+
+    async def timed_one(self: Any, name: str, job: Any) -> None:
+        began = time.monotonic()
+        try:
+            await one(self, name, job)
+        finally:
+            short = name.rpartition("::")[2].partition("[")[0]
+            _add(f"scenario: {short}", time.monotonic() - began)
+
+    batch._one = timed_one  # type: ignore[method-assign]
 
     channel = _sidechannel.SideChannel
     original = channel.wait_until

@@ -8,10 +8,12 @@ One column is run as a user runs it (``pytest --asgi-server=SERVER`` in an empty
 directory) with ``benchmarks/_breakdown_plugin.py`` loaded, which sums the time of
 each kind of work: pytest's start and collection, every server instance's boot and
 stop by the app it serves, the side channel's round trips and the bounded waits
-that ran out (what proves a negative), and the checks of each suite module.  Rows
-overlap (scenarios run in a thread beside the checks, instances boot at once), so
-a row's sum can exceed its share of the wall: the wall and CPU lines are the truth,
-the rows say where to look.
+that ran out (what proves a negative), each scenario and check run ahead, and the
+checks of each suite module.  Rows overlap (scenarios run in a thread beside the
+checks, instances boot at once), so a row's sum can exceed its share of the wall:
+the wall and CPU lines are the truth, the rows say where to look.  The last rows
+give the floor (the critical path: start-up, collection, the main boot, the longest
+scenario, the main stop) and how far the wall is above it.
 """
 
 from __future__ import annotations
@@ -50,9 +52,38 @@ def one_run(server: str, extra: list[str]) -> dict[str, tuple[int, float]]:
     for key in sorted(record["sums"], key=lambda k: (k.split(":")[0], -record["sums"][k])):
         rows[key] = (record["counts"][key], record["sums"][key])
     rows["wall"] = (1, wall)
+    rows.update(_floor(rows, wall))
     rows["CPU: pytest process"] = (1, record["cpu"]["pytest"])
     rows["CPU: servers (reaped children)"] = (1, record["cpu"]["servers"])
     return rows
+
+
+def _floor(rows: dict[str, tuple[int, float]], wall: float) -> dict[str, tuple[int, float]]:
+    """The critical path no scheduling can shorten, and what the run spent above it.
+
+    Start-up and collection, the main instance's boot, then the longest scenario
+    (its own boot and the watch it must wait out, which everything else overlaps)
+    and the main instance's stop.
+    """
+    scenarios = {k: v[1] for k, v in rows.items() if k.startswith("scenario: ")}
+    if not scenarios:
+        return {}
+    longest = max(scenarios, key=lambda k: scenarios[k])
+    parts = [
+        rows["pytest start (interpreter, plugins)"][1],
+        rows["collection (suite modules, hypothesis)"][1],
+        rows.get("boot: app", (1, 0.0))[1],
+        scenarios[longest],
+        rows.get("stop: app", (1, 0.0))[1],
+    ]
+    floor = sum(parts)
+    return {
+        f"floor: start + collection + main boot + {longest.removeprefix('scenario: ')} + stop": (
+            1,
+            floor,
+        ),
+        "above the floor (wall - floor)": (1, wall - floor),
+    }
 
 
 def main() -> int:

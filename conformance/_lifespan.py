@@ -160,6 +160,10 @@ class Instance:
     async def wait_exit(self, timeout: float) -> int | None:
         return await anyio.to_thread.run_sync(self.process.wait_exit, timeout)
 
+    async def kill(self) -> None:
+        """End an instance that was watched long enough: no grace, it has had its signal."""
+        await anyio.to_thread.run_sync(self.process.stop, 0)
+
     def running(self) -> bool:
         return self.process.pid is not None and self.process.exit_status() is None
 

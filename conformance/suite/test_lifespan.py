@@ -388,6 +388,7 @@ async def _never_answered(probe: Probe) -> Watched:
             return Watched("never sent lifespan.shutdown within 3 units of SIGTERM")
         status = await instance.wait_exit(units(NO_ANSWER_WATCH))
         if status is None:
+            await instance.kill()  # a second SIGTERM and its grace would tell nothing more
             return Watched(
                 f"still waiting for lifespan.shutdown.complete {NO_ANSWER_WATCH:g} units after sending "
                 "lifespan.shutdown (no limit within the watch; the test then killed it)",
