@@ -100,3 +100,16 @@ def test_a_check_is_scheduled_with_its_target(nodeid: str, expected: str | None)
         "hypercorn",
     ]
     assert target_of_node(nodeid, names) == expected
+
+
+def test_the_queue_waits_while_a_lead_is_on_its_way_to_its_instance() -> None:
+    gate = _boots._Gate(1)
+    lead = _boots._Lead(gate)  # a lead scenario has started, its boot not yet up
+    order: list[str] = []
+    thread = _queue(gate, order, "background", BACKGROUND)
+    _wait_queued(gate, 1)
+    time.sleep(0.05)
+    assert order == []  # a free slot, but the lead goes first
+    lead.done()
+    thread.join(5)
+    assert order == ["background"]
