@@ -134,13 +134,15 @@ class _Gate:
         self._waiting: list[tuple[int, int, _Ticket]] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
-        #: Owners a check waits for: their later boots do not queue either.
+        #: Owners and instances a check waits for: their later boots do not queue either
+        #: (a check may come to wait before the boot it needs has reached the gate).
         self._hurried: set[str] = set()
+        self._hurried_keys: set[str] = set()
         #: Lead boots under way: the queue waits for them (they are the critical path).
         self._leading = 0
 
     def take(self, level: int, key: str, owner: str) -> BootSlot:
-        if level <= URGENT or (owner and owner in self._hurried):
+        if level <= URGENT or (owner and owner in self._hurried) or key in self._hurried_keys:
             return BootSlot(None)
         if level <= LEAD:
             return BootSlot(None, lead=_lead.get())
@@ -166,6 +168,8 @@ class _Gate:
         with self._cond:
             if owner:
                 self._hurried.add(owner)
+            if key:
+                self._hurried_keys.add(key)
             for _, _, ticket in self._waiting:
                 if (key and ticket.key == key) or (owner and ticket.owner == owner):
                     ticket.hurried = True

@@ -113,3 +113,13 @@ def test_the_queue_waits_while_a_lead_is_on_its_way_to_its_instance() -> None:
     lead.done()
     thread.join(5)
     assert order == ["background"]
+
+
+def test_a_boot_hurried_before_it_reached_the_gate_does_not_queue() -> None:
+    gate = _boots._Gate(1)
+    held = gate.take(BACKGROUND, "busy", "")
+    gate.hurry(key="needed")  # the check is waiting already; the boot arrives after
+    slot = gate.take(BACKGROUND, "needed", "")  # returns at once
+    slot.release()
+    held.release()
+    assert gate._free == 1
