@@ -29,6 +29,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,6 +38,7 @@ import anyio.to_thread
 import pytest
 
 from conformance._boots import BACKGROUND, EARLY, LEAD, URGENT, boot_priority, hurry
+from conformance.plugin import AHEAD_MARKER
 
 
 if TYPE_CHECKING:
@@ -55,7 +57,6 @@ __all__ = [
     "start_batches",
 ]
 
-AHEAD_MARKER = "asgi_ahead"
 _AHEAD_BATCH = "ahead"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -155,12 +156,17 @@ def scenarios(
     return register
 
 
+def _log_offsets(server: ServerUnderTest) -> dict[int, int]:
+    """Where each running instance's log stands now: a batch's evidence starts there."""
+    return {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
+
+
 def _starter(server: ServerUnderTest, module: str, only: str | None = None) -> Callable[[], Batch]:
     def start() -> Batch:
         from conformance._probe import Probe
 
         probe = Probe(server)
-        offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
+        offsets = _log_offsets(server)
         table = _TABLES[module]()
         if only is not None:
             # A check asked for this scenario alone and waits for it.
@@ -213,12 +219,12 @@ def ahead(check: F) -> F:
     return marked
 
 
+@dataclass(frozen=True)
 class _Ran:
     """What a check that ran ahead left: its probe (evidence) and its outcome."""
 
-    def __init__(self, probe: Probe, error: BaseException | None) -> None:
-        self.probe = probe
-        self.error = error
+    probe: Probe
+    error: BaseException | None
 
 
 async def _run_ahead(check: Callable[..., Awaitable[None]], server: ServerUnderTest) -> _Ran:
@@ -241,7 +247,7 @@ def start_ahead(
 
     def start() -> Batch:
         jobs = {node: partial(_run_ahead, check, server) for node, check in checks.items()}
-        offsets = {i.pid: i.log_size() for i in server.instances() if i.pid is not None}
+        offsets = _log_offsets(server)
         return Batch(jobs, offsets, dict.fromkeys(jobs, BACKGROUND))
 
     server.batch(_AHEAD_BATCH, start)

@@ -45,10 +45,14 @@ import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 
+from conformance._timing import units
+
 
 __all__ = ["BACKGROUND", "EARLY", "LEAD", "URGENT", "BootSlot", "acquire", "boot_priority", "hurry"]
 
 URGENT, LEAD, EARLY, BACKGROUND = 0, 1, 2, 3
+#: The longest a boot queues, in time units, before it goes without a slot.
+QUEUE_BOUND = 30
 
 _priority: ContextVar[int] = ContextVar("asgi_conformance_boot_priority", default=URGENT)
 #: Who the boots of this context are for (a scenario or a check run ahead), so that a check
@@ -150,16 +154,19 @@ class _Gate:
         entry = (level, next(self._order), ticket)
         with self._cond:
             heapq.heappush(self._waiting, entry)
-            self._cond.wait_for(
+            granted = self._cond.wait_for(
                 lambda: (
                     ticket.hurried
                     or (self._free > 0 and not self._leading and self._waiting[0] is entry)
-                )
+                ),
+                timeout=units(QUEUE_BOUND),
             )
             self._waiting.remove(entry)
             heapq.heapify(self._waiting)
             self._cond.notify_all()
-            if ticket.hurried:
+            if ticket.hurried or not granted:
+                # Hurried, or queued past the bound (a slot that was never given back):
+                # the gate only orders boots, so it lets this one go rather than hang.
                 return BootSlot(None)
             self._free -= 1
         return BootSlot(self)

@@ -123,3 +123,13 @@ def test_a_boot_hurried_before_it_reached_the_gate_does_not_queue() -> None:
     slot.release()
     held.release()
     assert gate._free == 1
+
+
+def test_a_boot_queued_past_the_bound_goes_without_a_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_boots, "QUEUE_BOUND", 0.05)
+    gate = _boots._Gate(1)
+    gate.take(BACKGROUND, "never-given-back", "")
+    slot = gate.take(BACKGROUND, "late", "")  # returns after the bound instead of hanging
+    slot.release()
+    assert gate._free == 0
+    assert gate._waiting == []
