@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AHEAD_MARKER",
+    "STANDALONE",
     "Batch",
     "Scenario",
     "ahead",
@@ -71,6 +72,8 @@ _TABLES: dict[str, ScenarioTable] = {}
 _LEADS: dict[str, frozenset[str]] = {}
 #: The scenarios of each module whose instances queue before the others'.
 _EARLY: dict[str, frozenset[str]] = {}
+#: The modules whose checks use only the instances their own scenarios start.
+STANDALONE: set[str] = set()
 
 
 class Batch:
@@ -137,7 +140,11 @@ class Batch:
 
 
 def scenarios(
-    module: str, *, lead: Iterable[str] = (), early: Iterable[str] = ()
+    module: str,
+    *,
+    lead: Iterable[str] = (),
+    early: Iterable[str] = (),
+    standalone: bool = False,
 ) -> Callable[[ScenarioTable], ScenarioTable]:
     """Declare ``module``'s independent scenarios (a function returning them by name).
 
@@ -145,12 +152,17 @@ def scenarios(
     before every other background instance, so that the column's other work
     passes while they watch instead of after.  ``early`` names those with a long
     way to go once their instance is up: they queue before the short ones.
+    ``standalone`` says that the module's checks use no instance of the target but
+    those their scenarios start: once only such checks are left, the target's
+    shared instances stop (:meth:`~conformance._probe.ServerUnderTest.retire`).
     """
 
     def register(table: ScenarioTable) -> ScenarioTable:
         _TABLES[module] = table
         _LEADS[module] = frozenset(lead)
         _EARLY[module] = frozenset(early)
+        if standalone:
+            STANDALONE.add(module)
         return table
 
     return register

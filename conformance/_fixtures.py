@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conformance._batch import AHEAD_MARKER, start_ahead, start_batches
+from conformance._batch import AHEAD_MARKER, STANDALONE, start_ahead, start_batches
 from conformance._launcher import ServerProcess
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
@@ -99,9 +99,33 @@ def _ahead_of(session: pytest.Session, target: str) -> dict[str, Any]:
     }
 
 
+_RETIRE_POINTS = pytest.StashKey[frozenset[str]]()
+
+
+def _retire_points(session: pytest.Session) -> frozenset[str]:
+    """For each target, the check after which only standalone modules' checks are left.
+
+    From there on nothing uses the target's shared instances (conformance/_batch.py),
+    so they stop while those checks wait out their scenarios.
+    """
+    if _RETIRE_POINTS not in session.stash:
+        first_of_tail: dict[str, str] = {}
+        for item in session.items:
+            target = _target_of(item)
+            if target is None:
+                continue
+            module = getattr(getattr(item, "module", None), "__name__", None)
+            if module in STANDALONE:
+                first_of_tail.setdefault(target, item.nodeid)
+            else:
+                first_of_tail.pop(target, None)
+        session.stash[_RETIRE_POINTS] = frozenset(first_of_tail.values())
+    return session.stash[_RETIRE_POINTS]
+
+
 def _stop(server: ServerUnderTest) -> str:
     """Stop every instance; "" if all stopped on SIGTERM, else what was killed, with its log."""
-    instances: list[ServerProcess] = server.instances()
+    instances: list[ServerProcess] = server.every_instance()
     server.stop()
     for instance in instances:
         if instance.killed:
@@ -147,8 +171,10 @@ def pytest_runtest_teardown(
 
 
 @pytest.fixture
-def asgi(asgi_server: ServerUnderTest) -> Probe:
+def asgi(asgi_server: ServerUnderTest, request: pytest.FixtureRequest) -> Probe:
     """The probe session of one check; an error if the server has died since the last one."""
+    if request.node.nodeid in _retire_points(request.session):
+        asgi_server.retire(STANDALONE)
     crashed = asgi_server.crashed()
     if crashed:
         raise HarnessError(crashed)

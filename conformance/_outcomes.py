@@ -91,7 +91,7 @@ def judge_report(
     server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None
     if isinstance(server, ServerUnderTest):
         info: dict[str, Any] = server.target.describe()
-        instances = server.instances()
+        instances = server.every_instance()
         if instances:
             info["command"] = shlex.join(instances[0].command)
         info["boots"] = [

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,10 @@ class ServerUnderTest:
         self._failed: dict[str, ServerStartError] = {}
         self._batches: dict[str, Batch] = {}
         self._starting: dict[str, threading.Lock] = {}
+        #: Instances stopped early by :meth:`retire`, and the thread stopping them.
+        self._retired: dict[str, ServerProcess] = {}
+        self._retiring: threading.Thread | None = None
+        self._retire_reports: list[str] = []
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
 
@@ -79,6 +83,9 @@ class ServerUnderTest:
                 raise self._failed[config.key]
             if config.key in self._instances:
                 return self._instances[config.key]
+            if config.key in self._retired:
+                # Retired: no check left was to use it; its tag still names its reports.
+                return self._retired[config.key]
         server = ServerProcess(self.target, config, self.channel.path, self.log_dir)
         try:
             server.start()
@@ -119,6 +126,42 @@ class ServerUnderTest:
                 )
         return ""
 
+    def retire(self, standalone: Collection[str] = ()) -> None:
+        """Stop every instance now, in the background: the checks left need none of them.
+
+        Called when the rest of the target's run is in ``standalone`` modules, whose
+        checks use instances of their own (the lifespan checks): the shared instances'
+        graceful shutdowns then overlap with those checks' watches instead of following
+        them.  Batches of the other modules end first; a stop that needed SIGKILL is
+        still reported by :meth:`stop`.
+        """
+        with self._lock:
+            if self._retiring is not None:
+                return
+            batches = [
+                batch
+                for key, batch in self._batches.items()
+                if key.partition("::")[0] not in standalone
+            ]
+            self._retiring = threading.Thread(
+                target=self._retire, args=(batches,), name="asgi-retire", daemon=True
+            )
+        self._retiring.start()
+
+    def _retire(self, batches: list[Batch]) -> None:
+        for batch in batches:
+            batch.join()
+        with self._lock:
+            servers = list(self._instances.values())
+            self._retired.update(self._instances)
+            self._instances.clear()
+        self._retire_reports.extend(_stop_all(servers))
+
+    def every_instance(self) -> list[ServerProcess]:
+        """The running instances and those :meth:`retire` stopped, in the order they started."""
+        with self._lock:
+            return [*self._retired.values(), *self._instances.values()]
+
     def stop(self) -> list[str]:
         """Stop every instance at once: graceful shutdowns overlap instead of adding up."""
         # A batch still talking to an instance ends first (its waits are all bounded).
@@ -130,17 +173,26 @@ class ServerUnderTest:
             self._batches.clear()
             servers = list(self._instances.values())
             self._instances.clear()
-        reports = [""] * len(servers)
+            retiring = self._retiring
+        reports = _stop_all(servers)
+        if retiring is not None:
+            retiring.join()
+        return [*self._retire_reports, *reports]
 
-        def stop_one(index: int) -> None:
-            reports[index] = servers[index].stop(grace=units(3))
 
-        threads = [threading.Thread(target=stop_one, args=(i,)) for i in range(len(servers))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return reports
+def _stop_all(servers: Sequence[ServerProcess]) -> list[str]:
+    """Stop ``servers`` at once, each in a thread; what each stop took."""
+    reports = [""] * len(servers)
+
+    def stop_one(index: int) -> None:
+        reports[index] = servers[index].stop(grace=units(3))
+
+    threads = [threading.Thread(target=stop_one, args=(i,)) for i in range(len(servers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return reports
 
 
 @dataclass

@@ -523,6 +523,7 @@ def _planned(
     __name__,
     lead=("request never ends", "shutdown never answered"),
     early=(_TERM, _INT),
+    standalone=True,
 )
 def _planned_scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     """Every scenario of this module, each on an instance of its own, if a selected check reads it."""
