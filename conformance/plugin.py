@@ -156,6 +156,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Exempt what the run built (reports, evidence) from the garbage collector too.
+
+    Pytest's last cleanup collects several times over; on an xdist controller, which
+    never collects (so never froze), that walked every worker's reports: a tenth of a
+    second after the last check.  The process ends right after.
+    """
+    if _active(session.config):
+        gc.freeze()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _active(config):
         from conformance._launcher import reap_all

@@ -242,6 +242,29 @@ def test_a_run_exempts_what_collection_built_from_the_garbage_collector(
     assert int(frozen[0].split(": ")[1]) > 10_000
 
 
+def test_an_xdist_controller_exempts_what_the_run_built_from_the_garbage_collector(
+    pytester: pytest.Pytester,
+) -> None:
+    """The controller never collects, yet holds every worker's reports when pytest's cleanup collects."""
+    pytester.makepyfile(
+        freeze_report="""
+        import gc, os
+
+        def pytest_unconfigure(config):
+            if not os.environ.get("PYTEST_XDIST_WORKER"):
+                print(f"controller frozen objects: {gc.get_freeze_count()}")
+        """
+    )
+    plain = _run(pytester, "-p", "freeze_report", "-n", "1", "--co", "-q", "-s")
+    suite = _run(
+        pytester, "-p", "freeze_report", "-n", "1", "--co", "-q", "-s", "--asgi-server=uvicorn"
+    )
+    assert "controller frozen objects: 0" in plain.outlines, plain.outlines[-5:]
+    frozen = [line for line in suite.outlines if line.startswith("controller frozen objects: ")]
+    assert frozen, suite.outlines[-5:]
+    assert int(frozen[0].split(": ")[1]) > 10_000
+
+
 def test_help_documents_the_options(pytester: pytest.Pytester) -> None:
     result = _run(pytester, "--help")
     result.stdout.fnmatch_lines(
