@@ -74,6 +74,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
     batch._one = timed_one  # type: ignore[method-assign]
 
+    from conformance import _probe
+
+    server = _probe.ServerUnderTest
+    retire = server.retire
+
+    def counted_retire(self: Any, *args: Any, **kwargs: Any) -> None:
+        _add("retired early (shared instances)", 0.0)
+        retire(self, *args, **kwargs)
+
+    server.retire = counted_retire  # type: ignore[method-assign]
+
     channel = _sidechannel.SideChannel
     original = channel.wait_until
 
