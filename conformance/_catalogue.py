@@ -38,6 +38,13 @@ SPEC_DOCUMENTS: Mapping[str, str] = {
 
 _ID = re.compile(r"^[a-z0-9]+(\.[a-z0-9][a-z0-9.-]*)+$")
 _FIELDS = ("id", "title", "spec", "section", "level", "since", "rationale")
+#: Fields a requirement may add: the one protocol it exists for, whether only over TLS.
+_OPTIONAL = ("protocol", "tls")
+#: The protocol families a requirement may be limited to, and the wires of each.
+PROTOCOLS: Mapping[str, frozenset[str]] = {
+    "http/1": frozenset({"http/1.1"}),
+    "h2": frozenset({"h2"}),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,20 @@ class Requirement:
     level: Level
     since: str
     rationale: str
+    #: The one protocol family the requirement exists for (``http/1``, ``h2``), or None: every column.
+    protocol: str | None = None
+    #: Whether it exists only on TLS columns (``scheme`` ``https``, the ``tls`` extension).
+    tls: bool = False
+
+    def applies(self, wire: str, tls: bool) -> bool:
+        """Whether a column speaking ``wire`` (over TLS if ``tls``) has this requirement at all.
+
+        A check of HTTP/1 framing has nothing to judge on an HTTP/2 column: its cell
+        there is not applicable, neither a pass nor a failure.
+        """
+        if self.protocol is not None and wire not in PROTOCOLS[self.protocol]:
+            return False
+        return tls or not self.tls
 
     @property
     def area(self) -> str:
@@ -73,9 +94,12 @@ class Requirement:
         return data
 
 
-def _parse(entry: Mapping[str, Any], source: str) -> Requirement:
+def _parse(
+    entry: Mapping[str, Any], source: str, defaults: Mapping[str, Any] | None = None
+) -> Requirement:
+    defaults = defaults or {}
     missing = [name for name in _FIELDS if name not in entry]
-    unknown = sorted(set(entry) - set(_FIELDS))
+    unknown = sorted(set(entry) - set(_FIELDS) - set(_OPTIONAL))
     if missing or unknown:
         raise ValueError(
             f"{source}: requirement {entry.get('id')!r}: missing {missing}, unknown {unknown}"
@@ -84,6 +108,12 @@ def _parse(entry: Mapping[str, Any], source: str) -> Requirement:
         raise ValueError(f"{source}: {entry['id']!r} is not a dotted, lower-case, area-first id")
     if entry["spec"] not in SPEC_DOCUMENTS:
         raise ValueError(f"{source}: {entry['id']}: unknown spec document {entry['spec']!r}")
+    protocol = entry.get("protocol", defaults.get("protocol"))
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"{source}: {entry['id']}: unknown protocol {protocol!r}")
+    tls = entry.get("tls", defaults.get("tls", False))
+    if not isinstance(tls, bool):
+        raise ValueError(f"{source}: {entry['id']}: tls must be true or false")
     return Requirement(
         id=entry["id"],
         title=entry["title"],
@@ -92,6 +122,8 @@ def _parse(entry: Mapping[str, Any], source: str) -> Requirement:
         level=Level(entry["level"]),
         since=str(entry["since"]),
         rationale=entry["rationale"],
+        protocol=protocol,
+        tls=tls,
     )
 
 
@@ -126,8 +158,10 @@ def catalogue() -> Mapping[str, Requirement]:
         if not item.name.endswith(".toml"):
             continue
         data = tomllib.loads(item.read_text(encoding="utf-8"))
+        # A file may set ``protocol`` / ``tls`` for all its rows (the WebSocket-over-HTTP/1.1 areas).
+        defaults = {key: data[key] for key in _OPTIONAL if key in data}
         for entry in data.get("requirement", []):
-            req = _parse(entry, item.name)
+            req = _parse(entry, item.name, defaults)
             if req.id in found:
                 raise ValueError(f"{item.name}: requirement {req.id!r} is declared twice")
             found[req.id] = req

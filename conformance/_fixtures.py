@@ -22,14 +22,23 @@ from typing import Any
 import pytest
 
 from conformance._batch import AHEAD_MARKER, STANDALONE, start_ahead, start_batches
+from conformance._catalogue import requirement
 from conformance._launcher import ServerProcess
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
+from conformance._registry import MARKER
 from conformance._sidechannel import SideChannel
 from conformance._verdicts import HarnessError
 
 
-__all__ = ["asgi", "asgi_server", "asgi_side_channel", "pytest_runtest_teardown", "targets"]
+__all__ = [
+    "applicable_targets",
+    "asgi",
+    "asgi_server",
+    "asgi_side_channel",
+    "pytest_runtest_teardown",
+    "targets",
+]
 
 _TARGETS = pytest.StashKey[dict[str, Target]]()
 
@@ -40,6 +49,26 @@ def targets(config: pytest.Config) -> dict[str, Target]:
         selected = resolve_targets(config.getoption("--asgi-server"))
         config.stash[_TARGETS] = {t.name: t for t in selected}
     return config.stash[_TARGETS]
+
+
+def applicable_targets(config: pytest.Config, definition: pytest.Item) -> list[str]:
+    """The selected targets that have the requirement ``definition`` judges.
+
+    A requirement of one protocol (``protocol = "http/1"``, ``tls = true`` in the
+    catalogue) is not parametrised for other columns: its cell there is not
+    applicable, and no check of HTTP/1 bytes ever runs on an HTTP/2 column.
+    """
+    selected = targets(config)
+    marker = definition.get_closest_marker(MARKER)
+    if marker is None or not marker.args:
+        return list(selected)
+    wanted = requirement(marker.args[0])
+    return [name for name, t in selected.items() if wanted.applies(t.wire, t.tls)]
+
+
+def _applies(function: Any, target: Target) -> bool:
+    marker = next((m for m in getattr(function, "pytestmark", ()) if m.name == MARKER), None)
+    return marker is None or requirement(marker.args[0]).applies(target.wire, target.tls)
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +102,7 @@ def asgi_server(
 
 
 def _modules_of(session: pytest.Session, target: str) -> list[str]:
-    """The suite modules whose every check is selected for ``target``, in run order."""
+    """The suite modules whose every check (that applies to ``target``) is selected for it, in run order."""
     selected: dict[str, set[str]] = {}
     modules: dict[str, Any] = {}
     for item in session.items:
@@ -81,10 +110,12 @@ def _modules_of(session: pytest.Session, target: str) -> list[str]:
         if module is not None and _target_of(item) == target:
             modules.setdefault(module.__name__, module)
             selected.setdefault(module.__name__, set()).add(getattr(item, "originalname", ""))
+    column = targets(session.config)[target]
     return [
         name
         for name, module in modules.items()
-        if {f for f in vars(module) if f.startswith("test_")} <= selected[name]
+        if {f for f, fn in vars(module).items() if f.startswith("test_") and _applies(fn, column)}
+        <= selected[name]
     ]
 
 

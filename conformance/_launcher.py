@@ -6,7 +6,11 @@
   socket on loopback and passes its descriptor (``{fd}``); otherwise it picks a
   free port and retries when the server reports the address in use.
 * Readiness is a real HTTP request answered by the probe app, not a TCP connect:
-  a server that accepts connections before its app is loaded is not ready.
+  a server that accepts connections before its app is loaded is not ready.  It
+  goes over the column's own protocol (HTTP/2, TLS), so a column whose protocol
+  does not work fails to boot with the reason rather than in every check.
+* TLS columns get the session's certificate and key (conformance/clients/tls.py),
+  made once per session in the directory beside the logs.
 * Stopping is SIGTERM to the group, then SIGKILL to the group after a grace
   period.  Every started process is registered, and an ``atexit`` hook (plus the
   plugin's unconfigure) reaps whatever is left, also after Ctrl-C.
@@ -41,6 +45,7 @@ import secrets
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -56,7 +61,8 @@ from conformance._profiles import Target
 from conformance._timing import units
 from conformance._verdicts import HarnessError
 from conformance.apps._channel import ENV_CHANNEL
-from conformance.clients import ClientError, RawHTTP1Connection, Request
+from conformance.clients import ClientError, Request, open_connection
+from conformance.clients.tls import TLSMaterial, client_context, session_material
 
 
 __all__ = ["ENV_INSTANCE", "LaunchConfig", "ServerProcess", "ServerStartError", "reap_all"]
@@ -85,10 +91,13 @@ class LaunchConfig:
     root_path: str | None = None
     #: Start with the profile's legacy (ASGI 2) switch, if it has one.
     legacy: bool = False
+    #: Ask for an optional client certificate (a TLS column's ``client_cert_args``).
+    client_certs: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.app}|{self.root_path}|{self.legacy}"
+        key = f"{self.app}|{self.root_path}|{self.legacy}"
+        return key + "|client-certs" if self.client_certs else key
 
 
 _live: dict[int, ServerProcess] = {}
@@ -278,6 +287,23 @@ class ServerProcess:
         self._spawned_at = 0.0
         #: This instance's place among the background boots (conformance/_boots.py).
         self._slot = _boots.BootSlot(None)
+        #: The session's certificates, for a TLS column (made on first use).
+        self.tls_material: TLSMaterial | None = (
+            session_material(log_dir.parent / "asgi-tls") if target.tls else None
+        )
+        self._contexts: dict[bool, ssl.SSLContext] = {}
+
+    def client_tls(self, *, client_cert: bool = False) -> ssl.SSLContext | None:
+        """The client's TLS context for this column (None for cleartext): the session CA,
+        ALPN for the column's wire alone, the client certificate if asked."""
+        if self.tls_material is None:
+            return None
+        if client_cert not in self._contexts:
+            alpn = ["h2"] if self.target.wire == "h2" else ["http/1.1"]
+            self._contexts[client_cert] = client_context(
+                self.tls_material, alpn, client_cert=client_cert
+            )
+        return self._contexts[client_cert]
 
     @property
     def boot_key(self) -> str:
@@ -299,6 +325,13 @@ class ServerProcess:
             args = [*args, *extra]
         if self.config.legacy and self.target.profile.asgi2_args:
             args = [*args, *self.target.profile.asgi2_args]
+        column = self.target.column
+        if self.config.client_certs:
+            if column is None or column.client_cert_args is None:
+                raise ServerStartError(
+                    f"{self.target.name} has no option to ask for client certificates in its profile"
+                )
+            args = [*args, *column.client_cert_args]
         values = {
             "host": self.host,
             "port": str(port),
@@ -306,6 +339,7 @@ class ServerProcess:
             "app": self.config.app,
             "python": sys.executable,
             "root_path": self.config.root_path or "",
+            **(self.tls_material.placeholders() if self.tls_material else {}),
         }
         try:
             return [part.format(**values) for part in args]
@@ -370,7 +404,7 @@ class ServerProcess:
         """
         self._slot = _boots.acquire(self.boot_key)
         try:
-            if self.target.profile.binds_fd:
+            if self.target.binds_fd:
                 self._spawn_on_listener()
                 return
             self.port = _free_port(self.host)
@@ -425,7 +459,7 @@ class ServerProcess:
 
     def _start(self, boot_timeout: float | None) -> None:
         deadline_span = boot_timeout if boot_timeout is not None else units(20)
-        if self.target.profile.binds_fd:
+        if self.target.binds_fd:
             self._spawn_on_listener()
             self._wait_ready(time.monotonic() + deadline_span)
             return
@@ -465,12 +499,20 @@ class ServerProcess:
             time.sleep(0.05)
 
     async def _probe_once(self, timeout: float) -> str | None:
-        """One readiness request: None if answered with HTTP, else what went wrong."""
+        """One readiness request in the column's protocol: None if answered, else what went wrong."""
         address = f"{self.host}:{self.port}"
         try:
-            connection = await RawHTTP1Connection.open(self.host, self.port, timeout=timeout)
+            connection = await open_connection(
+                self.target.wire, self.host, self.port, timeout=timeout, tls=self.client_tls()
+            )
         except TimeoutError:
             return f"connecting to {address} took over {timeout:.1f}s"
+        except ssl.SSLError as exc:
+            return f"the TLS handshake with {address} failed ({exc.reason or exc})"
+        except anyio.BrokenResourceError as exc:
+            return f"the connection to {address} broke during the TLS handshake ({exc!r})"
+        except ClientError as exc:
+            return f"connected to {address}, but {exc}"
         except OSError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
             reason = os.strerror(cause.errno) if cause.errno else str(cause)
@@ -478,7 +520,7 @@ class ServerProcess:
         try:
             async with connection:
                 request = Request(headers=[(b"x-probe", b"echo"), (b"connection", b"close")])
-                await connection.exchange(request)
+                await connection.exchange(request, timeout=timeout)
         except ClientError as exc:
             return f"connected to {address}, but {exc}"
         except (OSError, TimeoutError) as exc:

@@ -29,8 +29,15 @@ from conformance._profiles import Target
 from conformance._sidechannel import Observation, SideChannel
 from conformance._steps import encode_script
 from conformance._timing import units
-from conformance._verdicts import ConformanceFailure, Unsupported
-from conformance.clients import RawHTTP1Connection, Request, Response, transport
+from conformance._verdicts import ConformanceFailure, HarnessError, Unsupported
+from conformance.clients import (
+    Connection,
+    RawHTTP1Connection,
+    Request,
+    Response,
+    open_connection,
+    transport,
+)
 from conformance.clients.websocket import Handshake, RawWebSocket
 
 
@@ -319,18 +326,53 @@ class Probe:
             self.log_offsets.setdefault(server.pid, 0)
         return server
 
+    @property
+    def wire(self) -> str:
+        """What this column's client speaks: ``http/1.1`` or ``h2``."""
+        return self.target.wire
+
+    async def open(
+        self,
+        config: LaunchConfig | None = None,
+        *,
+        timeout: float | None = None,
+        client_cert: bool = False,
+    ) -> Connection:
+        """A connection of the check's own in the column's protocol, to the instance for ``config``.
+
+        For checks that need more than one request and response: a body sent in
+        pieces, a response read piecemeal, a client that leaves mid-exchange,
+        several requests on one connection.  The same check runs on every column.
+        """
+        # Starting an instance blocks while it boots: keep the event loop free.
+        server = await anyio.to_thread.run_sync(self.instance, config)
+        bound = units(5) if timeout is None else timeout
+        return await open_connection(
+            self.wire,
+            server.host,
+            server.port,
+            timeout=bound,
+            tls=server.client_tls(client_cert=client_cert),
+        )
+
     async def connect(
         self, config: LaunchConfig | None = None, *, timeout: float | None = None
     ) -> RawHTTP1Connection:
         """A raw HTTP/1.x connection of the check's own, to the instance for ``config``.
 
-        For checks that need the socket itself: several requests on it, a request
-        read piecemeal, a client that leaves mid-exchange.
+        For checks of HTTP/1 wire behaviour (exact request bytes, pipelining, keep-alive),
+        which run only on HTTP/1.1 columns (their requirements say ``protocol = "http/1"``).
         """
+        if self.wire != "http/1.1":
+            raise HarnessError(
+                f"a check of HTTP/1 wire behaviour ran on {self.target.name}, an {self.wire} column"
+            )
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
-        return await RawHTTP1Connection.open(server.host, server.port, timeout=bound)
+        return await RawHTTP1Connection.open(
+            server.host, server.port, timeout=bound, tls=server.client_tls()
+        )
 
     async def websocket(
         self,
@@ -355,7 +397,9 @@ class Probe:
         bound = units(5) if timeout is None else timeout
         args = {"script": encode_script(script)} if script is not None else None
         probe = self.probe_headers(rid, "websocket", args)
-        client = await RawWebSocket.open(server.host, server.port, timeout=bound)
+        client = await RawWebSocket.open(
+            server.host, server.port, timeout=bound, tls=server.client_tls()
+        )
         session = WebSocketSession(rid, client, None, self.server.channel)
         try:
             await client.send_handshake(
@@ -390,11 +434,15 @@ class Probe:
         behaviour: str = "echo",
         args: Mapping[str, str] | None = None,
         script: Sequence[dict[str, Any]] | None = None,
-        via: str = "http/1.1",
+        via: str | None = None,
         config: LaunchConfig | None = None,
         timeout: float | None = None,
+        client_cert: bool = False,
     ) -> Exchange:
-        """Send one request with the probe headers first, then ``headers`` as given."""
+        """Send one request with the probe headers first, then ``headers`` as given.
+
+        It goes over the column's protocol unless ``via`` names another transport.
+        """
         if script is not None:
             behaviour = "script"
             args = {**(args or {}), "script": encode_script(script)}
@@ -408,7 +456,8 @@ class Probe:
             body=body,
             http_version=http_version,
         )
-        response = await transport(via, server.host, server.port).request(
+        tls = server.client_tls(client_cert=client_cert)
+        response = await transport(via or self.wire, server.host, server.port, tls=tls).request(
             request, timeout=units(5) if timeout is None else timeout
         )
         exchange = Exchange(rid, request, response, self.server.channel)

@@ -10,6 +10,12 @@ Named *variants* (uvicorn's HTTP parsers, an event loop, a protocol option) are
 extra arguments; each variant is its own matrix column, ``uvicorn:h11``, so a
 configuration is a column rather than a rerun.
 
+Protocols beyond cleartext HTTP/1.1 are *protocol columns* (``[protocols.h2]``):
+how the server is asked to serve HTTP/2 or TLS (extra arguments, or a command of
+their own, with the session's certificate as ``{certfile}`` and ``{keyfile}``)
+and what the client speaks to it, so ``hypercorn+h2`` is a column beside
+``hypercorn``, and ``hypercorn+*`` selects every protocol the profile declares.
+
 Any other server is served by a command template on the command line,
 ``NAME=COMMAND ... {host} {port} {app}``, or by a path to a profile file.
 """
@@ -35,8 +41,10 @@ else:  # pragma: no cover
 
 
 __all__ = [
+    "WIRES",
     "Profile",
     "ProfileError",
+    "ProtocolColumn",
     "Target",
     "builtin_profiles",
     "load_profile",
@@ -45,11 +53,38 @@ __all__ = [
 
 #: Placeholders a command template may use.
 PLACEHOLDERS = frozenset({"host", "port", "fd", "app", "python"})
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: Placeholders a TLS protocol column may use too: the session's PEM files (conformance/clients/tls.py).
+TLS_PLACEHOLDERS = frozenset({"certfile", "keyfile", "ca_certs"})
+#: What a protocol column's client speaks: HTTP/1.1 (h11-parsed) or HTTP/2 (h2).
+WIRES = ("http/1.1", "h2")
+#: ``+`` is not part of a name: it joins a protocol to a column (``hypercorn+h2``).
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ProfileError(ValueError):
     """A server selection or profile the suite cannot use; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class ProtocolColumn:
+    """How a profile serves one protocol besides cleartext HTTP/1.1 (a ``[protocols.X]`` table).
+
+    ``wire`` is what the client speaks; ``tls`` whether it speaks it over TLS
+    (the client then offers ALPN for ``wire`` alone, so one server configuration
+    can be both the ``+https`` and the ``+h2`` column).  ``command`` replaces the
+    profile's command where the server takes TLS another way (Daphne's endpoint
+    strings); ``args`` are added to it.  ``client_cert_args`` ask the server for an
+    optional client certificate verified against ``{ca_certs}`` (mutual TLS),
+    for the checks of the ``tls`` extension's client fields.
+    """
+
+    name: str
+    wire: str = "http/1.1"
+    tls: bool = False
+    args: tuple[str, ...] = ()
+    command: tuple[str, ...] | None = None
+    client_cert_args: tuple[str, ...] | None = None
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +102,7 @@ class Profile:
     asgi2_args: tuple[str, ...] | None = None
     variants: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     variant_summaries: Mapping[str, str] = field(default_factory=dict)
+    protocol_columns: Mapping[str, ProtocolColumn] = field(default_factory=dict)
     source: str = "<builtin>"
 
     @property
@@ -92,14 +128,37 @@ def _installed_version(package: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """A matrix column: a profile, possibly with one variant's extra arguments."""
+    """A matrix column: a profile, possibly one variant's extra arguments, and a protocol.
+
+    Without a protocol the column is cleartext HTTP/1.1, as the plain name always meant.
+    """
 
     profile: Profile
     variant: str | None = None
+    protocol: str | None = None
 
     @property
     def name(self) -> str:
-        return self.profile.name if self.variant is None else f"{self.profile.name}:{self.variant}"
+        name = self.profile.name if self.variant is None else f"{self.profile.name}:{self.variant}"
+        return name if self.protocol is None else f"{name}+{self.protocol}"
+
+    @property
+    def column(self) -> ProtocolColumn | None:
+        """The protocol column's declaration (None for cleartext HTTP/1.1)."""
+        return None if self.protocol is None else self.profile.protocol_columns[self.protocol]
+
+    @property
+    def wire(self) -> str:
+        """What the client speaks to this column: ``http/1.1`` or ``h2``."""
+        return "http/1.1" if self.column is None else self.column.wire
+
+    @property
+    def tls(self) -> bool:
+        return self.column is not None and self.column.tls
+
+    @property
+    def binds_fd(self) -> bool:
+        return any("{fd}" in part for part in self.command_template())
 
     @property
     def extra_args(self) -> tuple[str, ...]:
@@ -111,9 +170,11 @@ class Target:
             "name": self.name,
             "profile": self.profile.name,
             "variant": self.variant,
+            "protocol": self.wire,
+            "tls": self.tls,
+            "column": self.protocol,
             "version": self.profile.version(),
             "command": shlex.join(self.command_template()),
-            "protocol": "http/1.1",
             "offers": {
                 "protocols": list(self.profile.protocols),
                 "lifespan": self.profile.lifespan,
@@ -122,10 +183,14 @@ class Target:
         }
 
     def command_template(self) -> list[str]:
-        return [*self.profile.command, *self.extra_args]
+        column = self.column
+        if column is None:
+            return [*self.profile.command, *self.extra_args]
+        return [*(column.command or self.profile.command), *self.extra_args, *column.args]
 
 
-def _check_template(parts: Sequence[str], source: str) -> None:
+def _fields(parts: Sequence[str], source: str, known: frozenset[str]) -> set[str]:
+    """The placeholders ``parts`` use; a one-line error for a malformed or unknown one."""
     fields: set[str] = set()
     for part in parts:
         try:
@@ -133,12 +198,19 @@ def _check_template(parts: Sequence[str], source: str) -> None:
         except ValueError as exc:
             raise ProfileError(f"{source}: bad command template {part!r}: {exc}") from None
         fields.update(name for _, name, _, _ in parsed if name is not None)
-    unknown = sorted(fields - PLACEHOLDERS - {"root_path"})
+    unknown = sorted(fields - known - {"root_path"})
     if unknown:
         raise ProfileError(
             f"{source}: unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)} "
-            f"in the command template; known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}"
+            f"in the command template; known: {', '.join('{' + p + '}' for p in sorted(known))}"
         )
+    return fields
+
+
+def _check_template(
+    parts: Sequence[str], source: str, known: frozenset[str] = PLACEHOLDERS
+) -> None:
+    fields = _fields(parts, source, known)
     if "app" not in fields:
         raise ProfileError(f"{source}: the command template has no {{app}} placeholder")
     if not fields & {"port", "fd"}:
@@ -185,6 +257,10 @@ def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
         spec = _table(spec, f"{source}: variants.{variant}")
         variants[variant] = _strings(spec.get("args", []), f"{source}: variants.{variant}.args")
         summaries[variant] = str(spec.get("summary", ""))
+    columns = {
+        name: _protocol_column(name, spec, command, source)
+        for name, spec in _table(data.get("protocols", {}), f"{source}: protocols").items()
+    }
     return Profile(
         name=name,
         command=command,
@@ -203,7 +279,41 @@ def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
         else None,
         variants=variants,
         variant_summaries=summaries,
+        protocol_columns=columns,
         source=source,
+    )
+
+
+def _protocol_column(name: str, spec: Any, command: Sequence[str], source: str) -> ProtocolColumn:
+    where = f"{source}: protocols.{name}"
+    if not _NAME.match(name) or name == "*":
+        raise ProfileError(f"{source}: bad protocol column name {name!r}")
+    spec = _table(spec, where)
+    unknown = sorted(set(spec) - {"summary", "wire", "tls", "args", "command", "client_cert_args"})
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    wire = spec.get("wire", "http/1.1")
+    if wire not in WIRES:
+        raise ProfileError(f"{where}: wire must be one of {', '.join(WIRES)}, not {wire!r}")
+    tls = spec.get("tls", False)
+    if not isinstance(tls, bool):
+        raise ProfileError(f"{where}: tls must be true or false")
+    known = PLACEHOLDERS | TLS_PLACEHOLDERS if tls else PLACEHOLDERS
+    own = _strings(spec["command"], f"{where}.command") if "command" in spec else None
+    args = _strings(spec.get("args", []), f"{where}.args")
+    _check_template([*(own or command), *args], where, known)
+    client = spec.get("client_cert_args")
+    client_args = _strings(client, f"{where}.client_cert_args") if client is not None else None
+    if client_args is not None:
+        _fields(client_args, where, known)
+    return ProtocolColumn(
+        name=name,
+        wire=wire,
+        tls=tls,
+        args=args,
+        command=own,
+        client_cert_args=client_args,
+        summary=str(spec.get("summary", "")),
     )
 
 
@@ -238,6 +348,7 @@ def _known(profiles: Mapping[str, Profile]) -> str:
     for profile in profiles.values():
         names.append(profile.name)
         names.extend(f"{profile.name}:{v}" for v in profile.variants)
+        names.extend(f"{profile.name}+{p}" for p in profile.protocol_columns)
     return ", ".join(names)
 
 
@@ -262,7 +373,9 @@ def resolve_targets(selectors: Sequence[str]) -> list[Target]:
     """Turn ``--asgi-server`` values into matrix columns, in the order given.
 
     ``uvicorn``, ``uvicorn:h11``, ``uvicorn:*`` (the default and every variant),
-    ``NAME=COMMAND {host} {port} {app}`` or a path to a ``.toml`` profile.
+    ``hypercorn+h2`` (a protocol column), ``hypercorn+*`` (cleartext HTTP/1.1 and
+    every protocol column), ``NAME=COMMAND {host} {port} {app}`` or a path to a
+    ``.toml`` profile (``PATH.toml:VARIANT+PROTOCOL`` alike).
     """
     builtin: dict[str, Profile] | None = None
     targets: list[Target] = []
@@ -274,22 +387,25 @@ def resolve_targets(selectors: Sequence[str]) -> list[Target]:
             continue
         if ".toml" in selector:
             path_part, _, rest = selector.rpartition(".toml")
-            if rest and not rest.startswith(":"):
+            if rest and rest[0] not in ":+":
                 raise ProfileError(
-                    f"cannot read {selector!r}: expected PATH.toml or PATH.toml:VARIANT"
+                    f"cannot read {selector!r}: expected PATH.toml, PATH.toml:VARIANT "
+                    "or PATH.toml+PROTOCOL"
                 )
             profile = load_profile(Path(path_part + ".toml"))
-            targets.extend(_variants(profile, rest[1:] or None, selector))
+            variant, _, protocol = rest.partition("+")
+            targets.extend(_columns(profile, variant[1:] or None, protocol or None, selector))
             continue
         if builtin is None:
             builtin = builtin_profiles()
-        name, _, variant = selector.partition(":")
+        head, _, protocol = selector.partition("+")
+        name, _, variant = head.partition(":")
         if name not in builtin:
             raise ProfileError(
                 f"unknown ASGI server {selector!r}; known: {_known(builtin)}; "
                 "or give NAME='COMMAND {host} {port} {app}' or a profile .toml path"
             )
-        targets.extend(_variants(builtin[name], variant or None, selector))
+        targets.extend(_columns(builtin[name], variant or None, protocol or None, selector))
     names = [t.name for t in targets]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -297,12 +413,28 @@ def resolve_targets(selectors: Sequence[str]) -> list[Target]:
     return targets
 
 
-def _variants(profile: Profile, variant: str | None, selector: str) -> list[Target]:
+def _columns(
+    profile: Profile, variant: str | None, protocol: str | None, selector: str
+) -> list[Target]:
+    """Every column ``selector`` names: its variants, each with its protocols."""
     if variant is None:
-        return [Target(profile)]
-    if variant == "*":
-        return [Target(profile), *(Target(profile, v) for v in profile.variants)]
-    if variant not in profile.variants:
+        variants: list[str | None] = [None]
+    elif variant == "*":
+        variants = [None, *profile.variants]
+    elif variant in profile.variants:
+        variants = [variant]
+    else:
         known = ", ".join(profile.variants) or "none"
         raise ProfileError(f"unknown variant {selector!r}; variants of {profile.name}: {known}")
-    return [Target(profile, variant)]
+    if protocol is None:
+        protocols: list[str | None] = [None]
+    elif protocol == "*":
+        protocols = [None, *profile.protocol_columns]
+    elif protocol in profile.protocol_columns:
+        protocols = [protocol]
+    else:
+        known = ", ".join(profile.protocol_columns) or "none"
+        raise ProfileError(
+            f"unknown protocol {selector!r}; protocol columns of {profile.name}: {known}"
+        )
+    return [Target(profile, v, p) for v in variants for p in protocols]

@@ -238,11 +238,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not _active(metafunc.config):
         return
     # Resolved once per session (profile files read and validated once), not per check.
-    from conformance._fixtures import targets
+    from conformance._fixtures import applicable_targets
 
+    names = applicable_targets(metafunc.config, metafunc.definition)
     metafunc.parametrize(
         "asgi_server",
-        [pytest.param(name, id=name) for name in targets(metafunc.config)],
+        [pytest.param(name, id=name) for name in names],
         indirect=True,
         scope="session",
     )

@@ -275,7 +275,8 @@ def test_text_after_toml_must_be_a_variant(profile_path: Path) -> None:
     with pytest.raises(ProfileError) as excinfo:
         resolve_targets([f"{profile_path}x"])
     assert str(excinfo.value) == (
-        f"cannot read '{profile_path}x': expected PATH.toml or PATH.toml:VARIANT"
+        f"cannot read '{profile_path}x': expected PATH.toml, PATH.toml:VARIANT "
+        "or PATH.toml+PROTOCOL"
     )
 
 

@@ -1,19 +1,30 @@
 """Clients that drive the server under test, behind one transport seam.
 
-Checks ask for "a request over transport T" (:class:`Transport`) and never speak a
-wire protocol themselves, so that the same check can later run over HTTP/2 and
-HTTP/3.  HTTP/1.x has two implementations: a raw-socket client that writes exact
-bytes and keeps the transcript as evidence (parsed by h11), and httpx for requests
-a normal client would send.
+Checks ask for "a request over transport T" (:class:`Transport`) or "a connection
+in the column's protocol" (:func:`open_connection`, a :class:`Connection` whose
+requests are :class:`Stream` objects) and never speak a wire protocol
+themselves, so that the same check runs over HTTP/1.1, HTTP/2, and (next) HTTP/3.
+
+* HTTP/1.x: a raw-socket client that writes exact bytes and keeps the transcript
+  as evidence, parsed by h11 (conformance/clients/http1.py); httpx for requests a
+  normal client would send.
+* HTTP/2: the ``h2`` library with its outbound normalisation off
+  (conformance/clients/http2.py), over TCP (prior knowledge) or TLS (ALPN).
 """
+
+from __future__ import annotations
+
+import ssl
 
 from conformance.clients._base import (
     ClientError,
+    Connection,
     ConnectionClosed,
     MalformedResponse,
     Request,
     Response,
     ServerTimeout,
+    Stream,
     Transport,
 )
 from conformance.clients.http1 import HTTP1Transport, RawHTTP1Connection
@@ -24,6 +35,7 @@ from conformance.clients.websocket import Closed, Handshake, RawWebSocket, Recei
 __all__ = [
     "ClientError",
     "Closed",
+    "Connection",
     "ConnectionClosed",
     "HTTP1Transport",
     "Handshake",
@@ -35,15 +47,37 @@ __all__ = [
     "Request",
     "Response",
     "ServerTimeout",
+    "Stream",
     "Transport",
+    "open_connection",
     "transport",
 ]
 
+#: The ALPN protocol id a TLS client offers for each wire (RFC 7301).
+ALPN = {"http/1.1": "http/1.1", "h2": "h2"}
 
-def transport(name: str, host: str, port: int) -> Transport:
-    """The transport registered under ``name`` (``http/1.1`` raw, ``httpx``)."""
+
+def transport(name: str, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> Transport:
+    """The transport registered under ``name`` (``http/1.1`` raw, ``h2``, ``httpx``)."""
     if name in ("http/1.1", "http/1.0", "raw"):
-        return HTTP1Transport(host, port)
+        return HTTP1Transport(host, port, tls)
+    if name == "h2":
+        from conformance.clients.http2 import HTTP2Transport
+
+        return HTTP2Transport(host, port, tls)
     if name == "httpx":
         return HttpxTransport(host, port)
     raise ValueError(f"unknown transport {name!r}")
+
+
+async def open_connection(
+    wire: str, host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
+) -> Connection:
+    """A connection speaking ``wire`` (``http/1.1`` or ``h2``), over TLS with ``tls``."""
+    if wire == "h2":
+        from conformance.clients.http2 import HTTP2Connection
+
+        return await HTTP2Connection.open(host, port, timeout=timeout, tls=tls)
+    if wire == "http/1.1":
+        return await RawHTTP1Connection.open(host, port, timeout=timeout, tls=tls)
+    raise ValueError(f"unknown wire protocol {wire!r}")

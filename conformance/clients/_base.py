@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Protocol
 
 from conformance._verdicts import ConformanceFailure
@@ -11,11 +12,13 @@ from conformance._verdicts import ConformanceFailure
 
 __all__ = [
     "ClientError",
+    "Connection",
     "ConnectionClosed",
     "MalformedResponse",
     "Request",
     "Response",
     "ServerTimeout",
+    "Stream",
     "Transport",
 ]
 
@@ -82,3 +85,71 @@ class Transport(Protocol):
     name: str
 
     async def request(self, request: Request, *, timeout: float) -> Response: ...
+
+
+class Stream(Protocol):
+    """One request on a :class:`Connection`: its body, sent piece by piece, and its response.
+
+    The same check drives every protocol through it: on HTTP/1.1 a stream is the
+    connection's current exchange (a body of unknown length goes chunked), on
+    HTTP/2 an HTTP/2 stream.
+    """
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        """Send more of the request body, ending it if ``end``."""
+        ...
+
+    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
+        """Read the response until ``marker`` has arrived in it; what has arrived so far.
+
+        :meth:`read_response` afterwards still gives the whole response.
+        """
+        ...
+
+    async def read_response(self, *, timeout: float) -> Response:
+        """The whole response: informational ones, the final head, body and trailers."""
+        ...
+
+    async def reset(self) -> None:
+        """Abandon the request, as a client that gives up does.
+
+        HTTP/2 resets the stream (RST_STREAM, CANCEL); HTTP/1.1, which has no other
+        way, closes the connection.
+        """
+        ...
+
+
+class Connection(Protocol):
+    """A connection to the server, in the column's protocol (conformance/clients/__init__.py)."""
+
+    #: ``http/1.1`` or ``h2``.
+    protocol: str
+    #: The client's end of the TCP connection, as the server should report it in ``client``.
+    local_address: tuple[str, int]
+
+    async def start(self, request: Request, *, end: bool = True) -> Stream:
+        """Send ``request``'s head and its ``body``; the body ends there if ``end``."""
+        ...
+
+    async def exchange(self, request: Request, *, timeout: float) -> Response:
+        """Send ``request`` whole and read its response."""
+        ...
+
+    async def wait_closed(self, *, timeout: float) -> bytes | None:
+        """Wait for the server to close the connection; None if it is still open after ``timeout``."""
+        ...
+
+    def evidence(self, limit: int = 2000) -> str:
+        """What went over the wire so far (bytes or frames), for a report."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Connection: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -14,10 +14,13 @@ socket.
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import replace
 from types import TracebackType
 
 import anyio
 import anyio.abc
+import anyio.streams.tls
 import h11
 
 from conformance.clients._base import (
@@ -29,7 +32,7 @@ from conformance.clients._base import (
 )
 
 
-__all__ = ["HTTP1Transport", "RawHTTP1Connection", "encode_request"]
+__all__ = ["HTTP1Stream", "HTTP1Transport", "RawHTTP1Connection", "encode_request"]
 
 _READ_SIZE = 65536
 
@@ -54,10 +57,52 @@ def _wants_close(request: Request) -> bool:
     return request.http_version == "1.0"
 
 
-class RawHTTP1Connection:
-    """One TCP connection; several requests may be sent on it in turn."""
+def _framing(request: Request) -> bytes | None:
+    """How the request declares its body's length: ``content-length``, ``chunked``, or None."""
+    for name, value in request.headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            return b"content-length"
+        if lower == b"transfer-encoding" and b"chunked" in value.lower():
+            return b"chunked"
+    return None
 
-    def __init__(self, stream: anyio.abc.SocketStream, timeout: float) -> None:
+
+class HTTP1Stream:
+    """The connection's current exchange, as a :class:`~conformance.clients.Stream`.
+
+    A body the request declares ``chunked`` (or gives no length for, while more is
+    to come) goes out as chunks, one per :meth:`send_body`; with a
+    ``Content-Length`` the bytes go out as given.
+    """
+
+    def __init__(self, connection: RawHTTP1Connection, chunked: bool) -> None:
+        self.connection = connection
+        self.chunked = chunked
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        if not self.chunked:
+            await self.connection.send_bytes(data)
+            return
+        framed = b"%x\r\n%s\r\n" % (len(data), data) if data else b""
+        await self.connection.send_bytes(framed + (b"0\r\n\r\n" if end else b""))
+
+    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
+        return await self.connection.receive_until(marker, timeout=timeout)
+
+    async def read_response(self, *, timeout: float) -> Response:
+        return await self.connection.read_response(timeout=timeout)
+
+    async def reset(self) -> None:
+        await self.connection.aclose()
+
+
+class RawHTTP1Connection:
+    """One TCP (or TLS) connection; several requests may be sent on it in turn."""
+
+    protocol = "http/1.1"
+
+    def __init__(self, stream: anyio.abc.ByteStream, timeout: float) -> None:
         self._stream = stream
         self._timeout = timeout
         self._h11 = h11.Connection(h11.CLIENT)
@@ -67,9 +112,20 @@ class RawHTTP1Connection:
         self.closed_by_peer = False
 
     @classmethod
-    async def open(cls, host: str, port: int, *, timeout: float) -> RawHTTP1Connection:
+    async def open(
+        cls, host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> RawHTTP1Connection:
+        """Connect; over TLS when ``tls`` is given, refusing a server that chose another protocol by ALPN."""
         with anyio.fail_after(timeout):
-            stream = await anyio.connect_tcp(host, port)
+            if tls is None:
+                return cls(await anyio.connect_tcp(host, port), timeout)
+            stream = await anyio.connect_tcp(
+                host, port, ssl_context=tls, tls_standard_compatible=False
+            )
+        alpn = stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol, None)
+        if alpn not in (None, "http/1.1"):
+            await stream.aclose()
+            raise ConnectionClosed(f"the server chose {alpn!r} by ALPN where http/1.1 was offered")
         return cls(stream, timeout)
 
     async def __aenter__(self) -> RawHTTP1Connection:
@@ -85,6 +141,29 @@ class RawHTTP1Connection:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+    def evidence(self, limit: int = 2000) -> str:
+        sent = bytes(self.sent)[:limit]
+        received = bytes(self.received)[:limit]
+        return f"> {sent!r}\n< {received!r}"
+
+    async def start(self, request: Request, *, end: bool = True) -> HTTP1Stream:
+        """Send ``request``'s head and body; with ``end`` False more body follows on the stream."""
+        framing = _framing(request)
+        if not end and framing is None:
+            request = replace(
+                request, headers=[*request.headers, (b"Transfer-Encoding", b"chunked")]
+            )
+            framing = b"chunked"
+        stream = HTTP1Stream(self, chunked=framing == b"chunked")
+        self.prime(request)
+        if stream.chunked:
+            await self.send_bytes(encode_request(replace(request, body=b"")))
+            if request.body or end:
+                await stream.send_body(request.body, end=end)
+        else:
+            await self.send_bytes(encode_request(request))
+        return stream
 
     async def send_bytes(self, data: bytes) -> None:
         self.sent += data
@@ -229,21 +308,24 @@ class RawHTTP1Connection:
             ) from None
         return bytes(self.received[start:])
 
-    async def exchange(self, request: Request) -> Response:
+    async def exchange(self, request: Request, *, timeout: float | None = None) -> Response:
         await self.send(request)
-        return await self.read_response()
+        return await self.read_response(timeout=timeout)
 
 
 class HTTP1Transport:
-    """One request per connection over the raw client."""
+    """One request per connection over the raw client (over TLS with ``tls``)."""
 
     name = "http/1.1"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.port = port
+        self.tls = tls
 
     async def request(self, request: Request, *, timeout: float) -> Response:
-        connection = await RawHTTP1Connection.open(self.host, self.port, timeout=timeout)
+        connection = await RawHTTP1Connection.open(
+            self.host, self.port, timeout=timeout, tls=self.tls
+        )
         async with connection:
-            return await connection.exchange(request)
+            return await connection.exchange(request, timeout=timeout)

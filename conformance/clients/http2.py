@@ -89,6 +89,20 @@ class _StreamState:
     reset: int | None = None
 
 
+@dataclass
+class _Partial:
+    """The response of one stream as far as it has been read."""
+
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    informational: list[tuple[int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+    #: Where the stream's frames start in the connection's transcript.
+    start: int = 0
+
+
 class HTTP2Stream:
     """One request/response exchange on an :class:`HTTP2Connection`."""
 
@@ -98,6 +112,7 @@ class HTTP2Stream:
         self.connection = connection
         self.stream_id = stream_id
         self.request_headers = sent
+        self._partial = _Partial(start=len(connection.transcript))
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send ``data`` (as the peer's flow-control window allows), ending the stream if ``end``."""
@@ -107,9 +122,26 @@ class HTTP2Stream:
         """Reset the stream (RST_STREAM), as a client that gives up on it does."""
         await self.connection._reset(self.stream_id, code)
 
+    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
+        """Read until ``marker`` is in the body; the body so far (the response stays readable)."""
+        await self.connection._read_into(self, timeout, until=marker)
+        return bytes(self._partial.body)
+
     async def read_response(self, *, timeout: float) -> Response:
         """The whole response: informational ones, final head, body and trailers."""
-        return await self.connection._read_response(self, timeout)
+        await self.connection._read_into(self, timeout)
+        partial = self._partial
+        transcript = self.connection.transcript
+        return Response(
+            status=partial.status,
+            headers=partial.headers,
+            body=bytes(partial.body),
+            http_version="2",
+            sent="\n".join(transcript[: partial.start]).encode(),
+            received="\n".join(transcript[partial.start :]).encode(),
+            informational=partial.informational,
+            trailers=partial.trailers,
+        )
 
 
 class HTTP2Connection:
@@ -325,52 +357,64 @@ class HTTP2Connection:
             await self._read_once(left, state)
         return state.events.popleft()
 
-    async def _read_response(self, stream: HTTP2Stream, timeout: float) -> Response:
+    async def _read_into(
+        self, stream: HTTP2Stream, timeout: float, until: bytes | None = None
+    ) -> None:
+        """Read ``stream``'s events into its partial response: all of it, or until ``until`` is in the body."""
+        partial = stream._partial
         deadline = anyio.current_time() + timeout
-        status = 0
-        headers: list[tuple[bytes, bytes]] = []
-        informational: list[tuple[int, list[tuple[bytes, bytes]]]] = []
-        trailers: list[tuple[bytes, bytes]] = []
-        body = bytearray()
-        start = len(self.transcript)
         try:
-            while True:
+            while not partial.complete and (until is None or until not in partial.body):
                 event = await self._next_event(stream, deadline)
                 if isinstance(event, h2.events.InformationalResponseReceived):
-                    informational.append(_split_status(event.headers))
+                    partial.informational.append(_split_status(event.headers))
                 elif isinstance(event, h2.events.ResponseReceived):
-                    status, headers = _split_status(event.headers)
+                    partial.status, partial.headers = _split_status(event.headers)
                 elif isinstance(event, h2.events.DataReceived):
-                    body += event.data
+                    partial.body += event.data
                 elif isinstance(event, h2.events.TrailersReceived):
-                    trailers = [(bytes(k), bytes(v)) for k, v in event.headers]
+                    partial.trailers = [(bytes(k), bytes(v)) for k, v in event.headers]
                 elif isinstance(event, h2.events.StreamReset):
                     raise ConnectionClosed(
                         f"the server reset stream {stream.stream_id} ({_code(event.error_code)}) "
-                        f"after {len(body)} body bytes"
-                        + (f", status {status}" if status else " and no response")
+                        f"after {len(partial.body)} body bytes"
+                        + (f", status {partial.status}" if partial.status else " and no response")
                     )
                 elif isinstance(event, h2.events.StreamEnded):
-                    break
+                    partial.complete = True
         except TimeoutError:
+            waited = f"{until!r} in the body" if until is not None else "a complete response"
             raise ServerTimeout(
-                f"no complete response on stream {stream.stream_id} within {timeout:.1f}s; "
-                f"frames: {' | '.join(self.transcript[start:][-8:]) or 'none'}"
+                f"no {waited} on stream {stream.stream_id} within {timeout:.1f}s; "
+                f"frames: {' | '.join(self.transcript[partial.start :][-8:]) or 'none'}"
             ) from None
-        return Response(
-            status=status,
-            headers=headers,
-            body=bytes(body),
-            http_version="2",
-            sent="\n".join(self.transcript[:start]).encode(),
-            received="\n".join(self.transcript[start:]).encode(),
-            informational=informational,
-            trailers=trailers,
-        )
+        if until is not None and until not in partial.body:
+            raise ConnectionClosed(
+                f"stream {stream.stream_id} ended before {until!r} arrived; "
+                f"body {bytes(partial.body)[:300]!r}"
+            )
 
     async def exchange(self, request: Request, *, timeout: float) -> Response:
         stream = await self.start(request)
         return await stream.read_response(timeout=timeout)
+
+    async def wait_closed(self, *, timeout: float) -> bytes | None:
+        """Wait until the server closes the connection (b"" then), or None after ``timeout``."""
+        if self.closed_by_peer:
+            return b""
+        try:
+            with anyio.move_on_after(timeout):
+                while True:
+                    await self._read_once(timeout)
+        except (ConnectionClosed, MalformedResponse):
+            return b""
+        except TimeoutError:
+            return None
+        return None
+
+    def evidence(self, limit: int = 2000) -> str:
+        text = "\n".join(self.transcript)
+        return text if len(text) <= limit else "…" + text[-limit:]
 
 
 def _split_status(fields: Sequence[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:

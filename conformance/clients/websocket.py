@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,9 +137,7 @@ def _describe(data: str | bytes, limit: int = 60) -> str:
 class RawWebSocket:
     """One TCP connection speaking WebSocket as the check dictates."""
 
-    def __init__(
-        self, stream: anyio.abc.SocketStream, host: str, port: int, timeout: float
-    ) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, host: str, port: int, timeout: float) -> None:
         self._stream = stream
         self._host = host
         self._port = port
@@ -156,11 +155,19 @@ class RawWebSocket:
         self.close_received: CloseConnection | None = None
 
     @classmethod
-    async def open(cls, host: str, port: int, *, timeout: float) -> RawWebSocket:
-        """A TCP connection, nothing sent yet."""
+    async def open(
+        cls, host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> RawWebSocket:
+        """A TCP connection (TLS with ``tls``: ``wss``), nothing sent yet."""
         try:
             with anyio.fail_after(timeout):
-                stream = await anyio.connect_tcp(host, port)
+                stream: anyio.abc.ByteStream = (
+                    await anyio.connect_tcp(host, port)
+                    if tls is None
+                    else await anyio.connect_tcp(
+                        host, port, ssl_context=tls, tls_standard_compatible=False
+                    )
+                )
         except TimeoutError:
             raise ServerTimeout(
                 f"no TCP connection to {host}:{port} within {timeout:.1f}s"
