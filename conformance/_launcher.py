@@ -291,19 +291,22 @@ class ServerProcess:
         self.tls_material: TLSMaterial | None = (
             session_material(log_dir.parent / "asgi-tls") if target.tls else None
         )
-        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._contexts: dict[tuple[bool, str], ssl.SSLContext] = {}
 
-    def client_tls(self, *, client_cert: bool = False) -> ssl.SSLContext | None:
+    def client_tls(
+        self, *, client_cert: bool = False, wire: str | None = None
+    ) -> ssl.SSLContext | None:
         """The client's TLS context for this column (None for cleartext): the session CA,
-        ALPN for the column's wire alone, the client certificate if asked."""
+        ALPN for one wire alone (the column's, unless ``wire`` names another: a WebSocket
+        upgrade is HTTP/1.1 on every column), the client certificate if asked."""
         if self.tls_material is None:
             return None
-        if client_cert not in self._contexts:
-            alpn = ["h2"] if self.target.wire == "h2" else ["http/1.1"]
-            self._contexts[client_cert] = client_context(
-                self.tls_material, alpn, client_cert=client_cert
-            )
-        return self._contexts[client_cert]
+        wire = wire or self.target.wire
+        key = (client_cert, wire)
+        if key not in self._contexts:
+            alpn = ["h2"] if wire == "h2" else ["http/1.1"]
+            self._contexts[key] = client_context(self.tls_material, alpn, client_cert=client_cert)
+        return self._contexts[key]
 
     @property
     def boot_key(self) -> str:
@@ -507,11 +510,7 @@ class ServerProcess:
             )
         except TimeoutError:
             return f"connecting to {address} took over {timeout:.1f}s"
-        except ssl.SSLError as exc:
-            return f"the TLS handshake with {address} failed ({exc.reason or exc})"
-        except anyio.BrokenResourceError as exc:
-            return f"the connection to {address} broke during the TLS handshake ({exc!r})"
-        except ClientError as exc:
+        except ClientError as exc:  # the TLS handshake failed, or ALPN chose another protocol
             return f"connected to {address}, but {exc}"
         except OSError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc

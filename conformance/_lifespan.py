@@ -124,7 +124,10 @@ class Instance:
         if behaviour:
             headers.append((b"x-lifespan", behaviour))
         request = Request(headers=[*headers, (b"connection", b"close")])
-        client = transport("http/1.1", self.process.host, self.process.port)
+        process = self.process
+        client = transport(
+            process.target.wire, process.host, process.port, tls=process.client_tls()
+        )
         try:
             return await client.request(request, timeout=timeout)
         except (ClientError, OSError, TimeoutError) as exc:
@@ -134,7 +137,10 @@ class Instance:
         """Open a WebSocket asking for the state report; "" once answered, else what went wrong."""
         try:
             async with await RawWebSocket.open(
-                self.process.host, self.process.port, timeout=timeout
+                self.process.host,
+                self.process.port,
+                timeout=timeout,
+                tls=self.process.client_tls(wire="http/1.1"),
             ) as client:
                 answer = await client.handshake(
                     timeout, headers=[(b"x-probe-rid", rid.encode()), (b"x-lifespan", b"state")]

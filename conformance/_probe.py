@@ -35,13 +35,14 @@ from conformance.clients import (
     RawHTTP1Connection,
     Request,
     Response,
+    Stream,
     open_connection,
     transport,
 )
 from conformance.clients.websocket import Handshake, RawWebSocket
 
 
-__all__ = ["Exchange", "Probe", "ServerUnderTest", "WebSocketSession", "expect"]
+__all__ = ["Exchange", "LiveExchange", "Probe", "ServerUnderTest", "WebSocketSession", "expect"]
 
 _rids = itertools.count(1)
 
@@ -241,6 +242,70 @@ class Exchange:
         return scope
 
 
+#: The response of an exchange whose response the check has not read (yet).
+UNREAD = Response(status=0, headers=[], body=b"", http_version="")
+
+
+@dataclass
+class LiveExchange:
+    """One request on a connection of the check's own, driven step by step, on any wire.
+
+    The check sends the body in pieces, reads part of the response, resets the
+    stream or leaves the connection; the same steps mean the same thing over
+    HTTP/1.1 (bytes on a socket) and HTTP/2 (frames of one stream).  Leaving the
+    ``async with`` block closes the connection.
+    """
+
+    rid: str
+    request: Request
+    connection: Connection
+    stream: Stream
+    channel: SideChannel
+    response: Response = UNREAD
+
+    async def __aenter__(self) -> LiveExchange:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.connection.aclose()
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        await self.stream.send_body(data, end=end)
+
+    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
+        """Read until ``marker`` is in the response (its body on HTTP/2); what came so far."""
+        return await self.stream.read_until(marker, timeout=timeout)
+
+    async def read_response(self, *, timeout: float | None = None) -> Response:
+        self.response = await self.stream.read_response(
+            timeout=units(5) if timeout is None else timeout
+        )
+        return self.response
+
+    async def reset(self) -> None:
+        """Give up on this request: RST_STREAM on HTTP/2, closing the connection on HTTP/1.1."""
+        await self.stream.reset()
+
+    async def leave(self) -> None:
+        """Close the whole connection, as a client that goes away does."""
+        await self.connection.aclose()
+
+    @property
+    def exchange(self) -> Exchange:
+        """The exchange as a finished one: its response (once read) and the app's reports."""
+        return Exchange(self.rid, self.request, self.response, self.channel)
+
+    async def timeline(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """What the scripted app did, without blocking the event loop."""
+        return await anyio.to_thread.run_sync(self.exchange.timeline, timeout)
+
+    async def app_scope(self) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(self.exchange.app_scope)
+
+    async def observations(self, kind: str, timeout: float, count: int = 1) -> list[Observation]:
+        return await anyio.to_thread.run_sync(self.channel.wait_for, self.rid, kind, timeout, count)
+
+
 @dataclass
 class WebSocketSession:
     """One WebSocket connection to the probe app, and how to get what the app saw.
@@ -355,6 +420,46 @@ class Probe:
             tls=server.client_tls(client_cert=client_cert),
         )
 
+    async def begin(
+        self,
+        *,
+        method: bytes = b"GET",
+        target: bytes = b"/",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        body: bytes = b"",
+        end: bool = True,
+        behaviour: str = "echo",
+        args: Mapping[str, str] | None = None,
+        script: Sequence[dict[str, Any]] | None = None,
+        config: LaunchConfig | None = None,
+        timeout: float | None = None,
+        client_cert: bool = False,
+        rid: str | None = None,
+    ) -> LiveExchange:
+        """Start one request on a new connection in the column's protocol; the check drives the rest.
+
+        The probe headers go first, then ``headers``; with ``end`` False the body is
+        still open (:meth:`LiveExchange.send_body`).  ``rid`` is one the check took
+        from :meth:`new_rid` for a script that names it.
+        """
+        if script is not None:
+            behaviour = "script"
+            args = {**(args or {}), "script": encode_script(script)}
+        rid = rid or self.new_rid()
+        request = Request(
+            method=method,
+            target=target,
+            headers=[*self.probe_headers(rid, behaviour, args), *headers],
+            body=body,
+        )
+        connection = await self.open(config, timeout=timeout, client_cert=client_cert)
+        try:
+            stream = await connection.start(request, end=end)
+        except BaseException:
+            await connection.aclose()
+            raise
+        return LiveExchange(rid, request, connection, stream, self.server.channel)
+
     async def connect(
         self, config: LaunchConfig | None = None, *, timeout: float | None = None
     ) -> RawHTTP1Connection:
@@ -398,7 +503,7 @@ class Probe:
         args = {"script": encode_script(script)} if script is not None else None
         probe = self.probe_headers(rid, "websocket", args)
         client = await RawWebSocket.open(
-            server.host, server.port, timeout=bound, tls=server.client_tls()
+            server.host, server.port, timeout=bound, tls=server.client_tls(wire="http/1.1")
         )
         session = WebSocketSession(rid, client, None, self.server.channel)
         try:

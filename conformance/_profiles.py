@@ -85,6 +85,11 @@ class ProtocolColumn:
     command: tuple[str, ...] | None = None
     client_cert_args: tuple[str, ...] | None = None
     summary: str = ""
+    #: The variants the column exists for (uvicorn serves h2 only as ``uvicorn:zttp``); None: all.
+    variants: tuple[str, ...] | None = None
+
+    def serves(self, variant: str | None) -> bool:
+        return self.variants is None or (variant is not None and variant in self.variants)
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,13 @@ def parse_profile(data: Mapping[str, Any], source: str) -> Profile:
         name: _protocol_column(name, spec, command, source)
         for name, spec in _table(data.get("protocols", {}), f"{source}: protocols").items()
     }
+    for column in columns.values():
+        missing = sorted(set(column.variants or ()) - set(variants))
+        if missing:
+            raise ProfileError(
+                f"{source}: protocols.{column.name}.variants names unknown variant(s) "
+                f"{', '.join(missing)}"
+            )
     return Profile(
         name=name,
         command=command,
@@ -289,7 +301,8 @@ def _protocol_column(name: str, spec: Any, command: Sequence[str], source: str) 
     if not _NAME.match(name) or name == "*":
         raise ProfileError(f"{source}: bad protocol column name {name!r}")
     spec = _table(spec, where)
-    unknown = sorted(set(spec) - {"summary", "wire", "tls", "args", "command", "client_cert_args"})
+    keys = {"summary", "wire", "tls", "args", "command", "client_cert_args", "variants"}
+    unknown = sorted(set(spec) - keys)
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}")
     wire = spec.get("wire", "http/1.1")
@@ -306,6 +319,8 @@ def _protocol_column(name: str, spec: Any, command: Sequence[str], source: str) 
     client_args = _strings(client, f"{where}.client_cert_args") if client is not None else None
     if client_args is not None:
         _fields(client_args, where, known)
+    only = spec.get("variants")
+    variants = _strings(only, f"{where}.variants") if only is not None else None
     return ProtocolColumn(
         name=name,
         wire=wire,
@@ -314,6 +329,7 @@ def _protocol_column(name: str, spec: Any, command: Sequence[str], source: str) 
         command=own,
         client_cert_args=client_args,
         summary=str(spec.get("summary", "")),
+        variants=variants,
     )
 
 
@@ -348,7 +364,12 @@ def _known(profiles: Mapping[str, Profile]) -> str:
     for profile in profiles.values():
         names.append(profile.name)
         names.extend(f"{profile.name}:{v}" for v in profile.variants)
-        names.extend(f"{profile.name}+{p}" for p in profile.protocol_columns)
+        names.extend(
+            f"{profile.name}{f':{v}' if v else ''}+{p}"
+            for p, column in profile.protocol_columns.items()
+            for v in [None, *profile.variants]
+            if column.serves(v) and (v is None or column.variants is not None)
+        )
     return ", ".join(names)
 
 
@@ -426,15 +447,27 @@ def _columns(
     else:
         known = ", ".join(profile.variants) or "none"
         raise ProfileError(f"unknown variant {selector!r}; variants of {profile.name}: {known}")
+    columns = profile.protocol_columns
     if protocol is None:
         protocols: list[str | None] = [None]
     elif protocol == "*":
-        protocols = [None, *profile.protocol_columns]
-    elif protocol in profile.protocol_columns:
+        protocols = [None, *columns]
+    elif protocol in columns:
+        only = columns[protocol].variants
+        if variant != "*" and not columns[protocol].serves(variant):
+            raise ProfileError(
+                f"{selector!r}: {profile.name} serves {protocol} only as "
+                + " or ".join(f"{profile.name}:{v}+{protocol}" for v in only or ())
+            )
         protocols = [protocol]
     else:
-        known = ", ".join(profile.protocol_columns) or "none"
+        known = ", ".join(columns) or "none"
         raise ProfileError(
             f"unknown protocol {selector!r}; protocol columns of {profile.name}: {known}"
         )
-    return [Target(profile, v, p) for v in variants for p in protocols]
+    return [
+        Target(profile, v, p)
+        for v in variants
+        for p in protocols
+        if p is None or columns[p].serves(v)
+    ]

@@ -286,7 +286,7 @@ def test_help_documents_the_options(pytester: pytest.Pytester) -> None:
     [
         (
             ["--asgi-server=nope"],
-            "ERROR: unknown ASGI server 'nope'; known: daphne, granian, *, uvicorn, uvicorn:h11, *;"
+            "ERROR: unknown ASGI server 'nope'; known: daphne, daphne+https, *, uvicorn, uvicorn:h11, *;"
             " or give NAME='COMMAND {host} {port} {app}' or a profile .toml path",
         ),
         (

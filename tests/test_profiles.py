@@ -349,15 +349,22 @@ def test_root_path_placeholder_is_allowed_in_a_profile() -> None:
 def test_an_unknown_name_lists_every_known_column() -> None:
     with pytest.raises(ProfileError) as excinfo:
         resolve_targets(["nope"])
-    known = [
-        column
-        for profile in builtin_profiles().values()
-        for column in [profile.name, *(f"{profile.name}:{v}" for v in profile.variants)]
-    ]
-    assert str(excinfo.value) == (
-        f"unknown ASGI server 'nope'; known: {', '.join(known)}; "
-        "or give NAME='COMMAND {host} {port} {app}' or a profile .toml path"
-    )
+    message = str(excinfo.value)
+    assert message.startswith("unknown ASGI server 'nope'; known: ")
+    assert message.endswith("; or give NAME='COMMAND {host} {port} {app}' or a profile .toml path")
+    listed = message.split("known: ", 1)[1].split("; or", 1)[0].split(", ")
+    for profile in builtin_profiles().values():
+        assert {profile.name, *(f"{profile.name}:{v}" for v in profile.variants)} <= set(listed)
+        for protocol, column in profile.protocol_columns.items():
+            # A column limited to some variants is listed with them (uvicorn:zttp+h2).
+            heads = (
+                [f"{profile.name}:{v}" for v in column.variants or [None]]
+                if column.variants
+                else [profile.name]
+            )
+            assert {f"{head}+{protocol}" for head in heads} <= set(listed)
+    # Every name listed resolves.
+    assert [t.name for t in resolve_targets(listed)] == listed
 
 
 def test_an_unknown_variant_lists_the_variants() -> None:
@@ -398,3 +405,82 @@ def test_target_name_and_arguments() -> None:
     assert Target(profile).name == "p"
     assert Target(profile, "v").name == "p:v"
     assert Target(profile, "v").command_template() == ["p", "{port}", "{app}", "--v"]
+
+
+# -- protocol columns -------------------------------------------------------------------------
+
+
+COLUMNS = {
+    "name": "srv",
+    "command": ["srv", "--fd", "{fd}", "{app}"],
+    "variants": {"fast": {"args": ["--fast"]}},
+    "protocols": {
+        "h2": {
+            "wire": "h2",
+            "tls": True,
+            "args": ["--cert", "{certfile}", "--key", "{keyfile}"],
+            "client_cert_args": ["--ca", "{ca_certs}"],
+        },
+        "h2c": {"wire": "h2", "args": ["--h2c"]},
+    },
+}
+
+
+def test_a_protocol_column_adds_its_arguments_after_the_variants() -> None:
+    profile = parse_profile(COLUMNS, "p.toml")
+    target = Target(profile, "fast", "h2")
+    assert target.name == "srv:fast+h2"
+    assert (target.wire, target.tls) == ("h2", True)
+    assert target.command_template() == [
+        "srv", "--fd", "{fd}", "{app}", "--fast", "--cert", "{certfile}", "--key", "{keyfile}"
+    ]  # fmt: skip
+    assert target.describe()["protocol"] == "h2"
+    assert target.describe()["tls"] is True
+
+
+def test_the_plain_name_is_cleartext_http11() -> None:
+    target = Target(parse_profile(COLUMNS, "p.toml"))
+    assert (target.name, target.wire, target.tls) == ("srv", "http/1.1", False)
+
+
+def test_plus_star_selects_cleartext_and_every_protocol_column(tmp_path: Path) -> None:
+    path = tmp_path / "srv.toml"
+    path.write_text(
+        'name = "srv"\ncommand = ["srv", "--fd", "{fd}", "{app}"]\n'
+        '[variants.fast]\nargs = ["--fast"]\n'
+        '[protocols.h2]\nwire = "h2"\ntls = true\nargs = ["--cert", "{certfile}"]\n'
+        '[protocols.h2c]\nwire = "h2"\n',
+        encoding="utf-8",
+    )
+    names = [t.name for t in resolve_targets([f"{path}+*"])]
+    assert names == ["srv", "srv+h2", "srv+h2c"]
+    assert [t.name for t in resolve_targets([f"{path}:fast+h2c"])] == ["srv:fast+h2c"]
+
+
+def test_an_unknown_protocol_names_the_columns_there_are() -> None:
+    with pytest.raises(ProfileError, match=r"protocol columns of hypercorn: https, h2, h2c"):
+        resolve_targets(["hypercorn+h3"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"wire": "h3"}, "wire"),
+        ({"wire": "h2", "tls": True, "args": ["--cert", "{nope}"]}, "nope"),
+        ({"wire": "h2", "colour": "red"}, "colour"),
+        ({"wire": "h2", "args": ["--cert", "{certfile}"]}, "certfile"),
+    ],
+)
+def test_malformed_protocol_columns_are_refused(spec: dict[str, Any], message: str) -> None:
+    data = {"name": "srv", "command": ["srv", "{port}", "{app}"], "protocols": {"x": spec}}
+    with pytest.raises(ProfileError, match=message):
+        parse_profile(data, "p.toml")
+
+
+def test_a_column_limited_to_a_variant_says_how_to_select_it() -> None:
+    with pytest.raises(ProfileError, match=r"uvicorn serves h2 only as uvicorn:zttp\+h2"):
+        resolve_targets(["uvicorn+h2"])
+    assert [t.name for t in resolve_targets(["uvicorn+*"])] == ["uvicorn", "uvicorn+https"]
+    assert [t.name for t in resolve_targets(["uvicorn:zttp+*"])] == [
+        "uvicorn:zttp", "uvicorn:zttp+https", "uvicorn:zttp+h2", "uvicorn:zttp+h2c"
+    ]  # fmt: skip

@@ -118,6 +118,17 @@ class Stream(Protocol):
         """
         ...
 
+    def head_status(self) -> int | None:
+        """The status of the final response head received so far, complete response or not."""
+        ...
+
+    def received(self) -> bytes:
+        """Everything that arrived for this request so far, as evidence and for "never on the wire".
+
+        HTTP/1.1: the raw bytes; HTTP/2: the stream's frames as described, then its body.
+        """
+        ...
+
 
 class Connection(Protocol):
     """A connection to the server, in the column's protocol (conformance/clients/__init__.py)."""

@@ -23,6 +23,7 @@ import anyio.abc
 import anyio.streams.tls
 import h11
 
+from conformance.clients import _tcp
 from conformance.clients._base import (
     ConnectionClosed,
     MalformedResponse,
@@ -79,6 +80,8 @@ class HTTP1Stream:
     def __init__(self, connection: RawHTTP1Connection, chunked: bool) -> None:
         self.connection = connection
         self.chunked = chunked
+        #: Where this exchange's response starts in the connection's received bytes.
+        self.start = len(connection.received)
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         if not self.chunked:
@@ -95,6 +98,32 @@ class HTTP1Stream:
 
     async def reset(self) -> None:
         await self.connection.aclose()
+
+    def head_status(self) -> int | None:
+        return head_status(self.received())
+
+    def received(self) -> bytes:
+        return bytes(self.connection.received[self.start :])
+
+
+def head_status(received: bytes) -> int | None:
+    """The status of the first final response head in ``received``, parsed by a fresh h11.
+
+    A response cut short by an error still has the head that went out first:
+    what a check of "nothing built from an invalid event reached the client" reads.
+    """
+    parser = h11.Connection(h11.CLIENT)
+    parser.send(h11.Request(method="GET", target="/", headers=[("Host", "localhost")]))
+    parser.send(h11.EndOfMessage())
+    parser.receive_data(received)
+    try:
+        while True:
+            event = parser.next_event()
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            return event.status_code if isinstance(event, h11.Response) else None
+    except h11.RemoteProtocolError:
+        return None
 
 
 class RawHTTP1Connection:
@@ -116,13 +145,8 @@ class RawHTTP1Connection:
         cls, host: str, port: int, *, timeout: float, tls: ssl.SSLContext | None = None
     ) -> RawHTTP1Connection:
         """Connect; over TLS when ``tls`` is given, refusing a server that chose another protocol by ALPN."""
-        with anyio.fail_after(timeout):
-            if tls is None:
-                return cls(await anyio.connect_tcp(host, port), timeout)
-            stream = await anyio.connect_tcp(
-                host, port, ssl_context=tls, tls_standard_compatible=False
-            )
-        alpn = stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol, None)
+        stream = await _tcp.connect(host, port, timeout=timeout, tls=tls)
+        alpn = _tcp.alpn_of(stream) if tls is not None else None
         if alpn not in (None, "http/1.1"):
             await stream.aclose()
             raise ConnectionClosed(f"the server chose {alpn!r} by ALPN where http/1.1 was offered")

@@ -35,6 +35,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from conformance.clients import _tcp
 from conformance.clients._base import (
     ConnectionClosed,
     Headers,
@@ -122,6 +123,13 @@ class HTTP2Stream:
         """Reset the stream (RST_STREAM), as a client that gives up on it does."""
         await self.connection._reset(self.stream_id, code)
 
+    def head_status(self) -> int | None:
+        return self._partial.status or None
+
+    def received(self) -> bytes:
+        frames = "\n".join(self.connection.transcript[self._partial.start :]).encode()
+        return frames + b"\n" + bytes(self._partial.body)
+
     async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
         """Read until ``marker`` is in the body; the body so far (the response stays readable)."""
         await self.connection._read_into(self, timeout, until=marker)
@@ -181,19 +189,12 @@ class HTTP2Connection:
         tls: ssl.SSLContext | None = None,
     ) -> HTTP2Connection:
         """Connect, negotiate ``h2`` over TLS when ``tls`` is given (else prior knowledge), and send the preface."""
-        with anyio.fail_after(timeout):
-            if tls is not None:
-                stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                    host, port, ssl_context=tls, tls_standard_compatible=False
-                )
-                alpn = stream.extra(anyio.streams.tls.TLSAttribute.alpn_protocol, None)
-                if alpn != "h2":
-                    await stream.aclose()
-                    raise ConnectionClosed(
-                        f"the server did not agree to h2 by ALPN (it chose {alpn!r})"
-                    )
-            else:
-                stream = await anyio.connect_tcp(host, port)
+        stream = await _tcp.connect(host, port, timeout=timeout, tls=tls)
+        if tls is not None and _tcp.alpn_of(stream) != "h2":
+            await stream.aclose()
+            raise ConnectionClosed(
+                f"the server did not agree to h2 by ALPN (it chose {_tcp.alpn_of(stream)!r})"
+            )
         connection = cls(stream, scheme=b"https" if tls is not None else b"http", timeout=timeout)
         connection._h2.initiate_connection()
         connection.transcript.append("> preface, SETTINGS")

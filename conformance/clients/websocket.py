@@ -50,6 +50,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from conformance.clients import _tcp
 from conformance.clients._base import ClientError, ServerTimeout
 
 
@@ -160,14 +161,7 @@ class RawWebSocket:
     ) -> RawWebSocket:
         """A TCP connection (TLS with ``tls``: ``wss``), nothing sent yet."""
         try:
-            with anyio.fail_after(timeout):
-                stream: anyio.abc.ByteStream = (
-                    await anyio.connect_tcp(host, port)
-                    if tls is None
-                    else await anyio.connect_tcp(
-                        host, port, ssl_context=tls, tls_standard_compatible=False
-                    )
-                )
+            stream = await _tcp.connect(host, port, timeout=timeout, tls=tls)
         except TimeoutError:
             raise ServerTimeout(
                 f"no TCP connection to {host}:{port} within {timeout:.1f}s"

@@ -7,8 +7,9 @@ complete on the wire.  An app that *sends an invalid event* (unknown type, a
 str where bytes belong, messages out of order) should get an exception out of
 ``send()``, and nothing built from the invalid event should reach the client.
 
-The client is a raw HTTP/1.1 connection parsed by h11: "complete" means h11 saw
-the end of the message (Content-Length satisfied, chunked terminator read).
+The client speaks the column's protocol: "complete" means the client saw the end of
+the message (on HTTP/1.1, h11 saw Content-Length satisfied or the chunked
+terminator; on HTTP/2, END_STREAM rather than RST_STREAM).
 The scripted probe app reports what each ``send()`` did (returned, or raised
 which exception) through the side channel.
 
@@ -37,10 +38,9 @@ from conformance._batch import scenario, scenarios
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
 from conformance._sidechannel import Observation
-from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure
-from conformance.clients import ClientError, RawHTTP1Connection, Request, Response, ServerTimeout
+from conformance.clients import ClientError, Request, Response, ServerTimeout
 
 
 @dataclass
@@ -54,13 +54,10 @@ class Outcome:
     error: str
     #: Neither a complete response nor a close within the bound.
     timed_out: bool
-    #: Every byte received on the connection.
+    #: The status of the final response head that came, complete response or not.
+    head_status: int | None
+    #: What arrived for the request (raw bytes; HTTP/2: its frames, then its body).
     received: bytes
-
-    @property
-    def head_status(self) -> int | None:
-        """The status of the first final response head on the wire, complete or not."""
-        return _head_status(self.received)
 
     def describe(self) -> str:
         if self.response is not None:
@@ -71,36 +68,10 @@ class Outcome:
         return f"{head}no complete response: {self.error[:300]}"
 
 
-def _head_status(received: bytes) -> int | None:
-    """The status of the first non-informational response head in ``received`` (h11 parses)."""
-    parser = h11.Connection(h11.CLIENT)
-    parser.send(h11.Request(method="GET", target="/", headers=[("Host", "localhost")]))
-    parser.send(h11.EndOfMessage())
-    parser.receive_data(received)
-    try:
-        while True:
-            event = parser.next_event()
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            return event.status_code if isinstance(event, h11.Response) else None
-    except h11.RemoteProtocolError:
-        return None
-
-
 #: A server of its own for checks that may leave it broken (see probe.isolated).
 ISOLATED = LaunchConfig(app="conformance.apps.probe:isolated")
 #: Another, for the check that the server survives app errors: it must see only its own.
 SURVIVOR = LaunchConfig(app="conformance.apps.probe:survivor")
-
-
-async def _open(asgi: Probe, config: LaunchConfig | None) -> RawHTTP1Connection:
-    return await asgi.connect(config, timeout=units(3))
-
-
-def _request(asgi: Probe, script: Sequence[dict[str, Any]]) -> tuple[str, Request]:
-    rid = asgi.new_rid()
-    probe = asgi.probe_headers(rid, "script", {"script": encode_script(script)})
-    return rid, Request(headers=probe)
 
 
 async def _run(
@@ -118,20 +89,19 @@ async def _run(
     quietly, as www.rst allows, so on a busy machine a client that gave up first would
     turn "send() must raise" into a verdict about timing.
     """
-    rid, request = _request(asgi, script)
     response: Response | None = None
     error, timed_out = "", False
-    async with await _open(asgi, config) as connection:
-        await connection.send(request)
+    async with await asgi.begin(script=script, config=config, timeout=units(3)) as live:
         try:
-            response = await connection.read_response(timeout=bound)
+            response = await live.read_response(timeout=bound)
         except ServerTimeout as exc:
             error, timed_out = str(exc), True
         except ClientError as exc:
             error = str(exc)
         if stay_for_the_app:
-            await _script_report(asgi, rid)
-    return Outcome(rid, response, error, timed_out, bytes(connection.received))
+            await _script_report(asgi, live.rid)
+        head, received = live.stream.head_status(), live.stream.received()
+    return Outcome(live.rid, response, error, timed_out, head, received)
 
 
 async def _script_report(asgi: Probe, rid: str) -> list[Observation]:
@@ -194,18 +164,18 @@ async def test_exception_response_is_recorded(asgi: Probe) -> None:
 
 async def _exception_response(asgi: Probe) -> str:
     """What the client got from an app that raised before responding, and the connection's fate."""
-    rid, request = _request(asgi, [steps.read_body(units(2)), steps.fail()])
-    async with await _open(asgi, None) as connection:
-        await connection.send(request)
+    script = [steps.read_body(units(2)), steps.fail()]
+    async with await asgi.begin(script=script, timeout=units(3)) as live:
         try:
-            response = await connection.read_response(timeout=units(3))
+            response = await live.read_response(timeout=units(3))
         except ClientError as exc:
             raise ConformanceFailure(f"no response: {exc}") from None
         what = f"{response.status} {response.body[:60]!r}"
         if (response.header(b"connection") or b"").lower() == b"close":
             return f"{what}; Connection: close"
         try:
-            again = await connection.exchange(Request(headers=asgi.probe_headers(rid, "echo")))
+            follow_up = Request(headers=asgi.probe_headers(live.rid, "echo"))
+            again = await live.connection.exchange(follow_up, timeout=units(3))
             fate = f"connection kept open (next request: {again.status})"
         except (ClientError, OSError, h11.ProtocolError) as exc:
             fate = f"connection closed ({type(exc).__name__})"
@@ -488,9 +458,8 @@ async def _errors_then_fresh_requests(asgi: Probe) -> tuple[str, bool, Outcome]:
     async with AsyncExitStack() as stack:
         rids = {}
         for name, script in _FAILURES.items():
-            connection = await stack.enter_async_context(await _open(asgi, SURVIVOR))
-            rids[name], request = _request(asgi, script)
-            await connection.send(request)
+            live = await asgi.begin(script=script, config=SURVIVOR, timeout=units(3))
+            rids[name] = (await stack.enter_async_context(live)).rid
         for rid in rids.values():
             await _timeline(asgi, rid)
         try:

@@ -14,7 +14,7 @@ import anyio
 from conformance import requirement
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
-from conformance.clients import ClientError, Request
+from conformance.clients import ClientError
 
 
 GROUP_SIZE = 8
@@ -57,13 +57,10 @@ async def test_requests_run_concurrently(asgi: Probe) -> None:
 @requirement("http.app.long-poll-not-blocking")
 async def test_long_poll_does_not_block_other_requests(asgi: Probe) -> None:
     """While one response is held open, a request on another connection completes."""
-    held = asgi.new_rid()
     channel = asgi.server.channel
-    connection = await asgi.connect()
-    async with connection:
-        await connection.send(
-            Request(headers=asgi.probe_headers(held, "hold", {"wait": f"{units(10):.3f}"}))
-        )
+    live = await asgi.begin(behaviour="hold", args={"wait": f"{units(10):.3f}"})
+    held = live.rid
+    async with live:
         entered = channel.wait_until(
             lambda: [r for r in channel.records(held) if r.get("kind") == "hold"],
             lambda found: bool(found),

@@ -16,9 +16,8 @@ import anyio
 from conformance import _steps as steps
 from conformance import requirement
 from conformance._probe import Probe, expect
-from conformance._steps import encode_script
 from conformance._timing import units
-from conformance.clients import ClientError, RawHTTP1Connection, Request
+from conformance.clients import ClientError, Request
 
 
 #: Idle keep-alive connections held open while a new one is served.
@@ -37,11 +36,9 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
         steps.wait_flag(release, units(5)),
         steps.body(b"held-last"),
     ]
-    connection = await asgi.connect(timeout=units(3))
-    async with connection:
-        headers = asgi.probe_headers(held, "script", {"script": encode_script(script)})
-        await connection.send(Request(headers=headers))
-        await connection.receive_until(b"held-first-", timeout=units(3))
+    live = await asgi.begin(script=script, timeout=units(3), rid=held)
+    async with live:
+        await live.read_until(b"held-first-", timeout=units(3))
         other = [
             steps.read_body(units(2)),
             steps.start(200),
@@ -62,7 +59,7 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
             expected="the second response complete while the first is still held",
             observed=observed,
         )
-        first = await connection.read_response(timeout=units(3))
+        first = await live.read_response(timeout=units(3))
     expect(
         first.body == b"held-first-held-last",
         sent="the flag releasing the held response",
@@ -74,19 +71,16 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
 @requirement("http.load.idle-connections")
 async def test_idle_keep_alive_connections_do_not_stop_a_new_one(asgi: Probe) -> None:
     """With fifty idle keep-alive connections open, a new connection is served."""
-    server = asgi.instance()
     statuses: list[str] = []
 
     async with AsyncExitStack() as stack:
 
         async def idle() -> None:
             try:
-                connection = await RawHTTP1Connection.open(
-                    server.host, server.port, timeout=units(3)
-                )
+                connection = await asgi.open(timeout=units(3))
                 await stack.enter_async_context(connection)
                 response = await connection.exchange(
-                    Request(headers=asgi.probe_headers(asgi.new_rid(), "echo"))
+                    Request(headers=asgi.probe_headers(asgi.new_rid(), "echo")), timeout=units(5)
                 )
                 statuses.append(str(response.status))
             except (ClientError, OSError, TimeoutError) as exc:

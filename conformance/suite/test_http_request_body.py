@@ -92,27 +92,38 @@ async def send_body(
     writes: Sequence[bytes] = (),
     after: bool = False,
     read_for: float | None = None,
+    framed: bool = False,
 ) -> BodyRun:
-    """Write the head, then each of ``writes`` as its own send; the app digests the body.
+    """Send the head, then each of ``writes`` as its own piece of body; the app digests it.
 
+    On every wire the pieces are the body's bytes (a body without a length goes
+    chunked on HTTP/1.1, DATA frames on HTTP/2), except with ``framed``: then they
+    are raw HTTP/1.1 bytes written as given (the chunk syntax a check chooses).
     ``after`` adds a ``receive()`` once the response is sent: what comes after the
     final body event.  ``read_for`` bounds the app's wait for the body.
     """
-    rid = asgi.new_rid()
     script = [steps.digest_body(units(5) if read_for is None else read_for)]
     script += [steps.start(200, OK_HEAD), steps.body(b"ok")]
     if after:
         script.append(steps.receive(units(1)))
     args = {"script": steps.encode_script(script), "bodies": "omit"}
-    request = Request(method=method, headers=[*asgi.probe_headers(rid, "script", args), *head])
-    connection = await asgi.connect()
-    async with connection:
-        connection.prime(request)
-        await connection.send_bytes(encode_request(request))
-        for data in writes:
-            await connection.send_bytes(data)
-        response = await connection.read_response()
-    exchange = Exchange(rid, request, response, asgi.server.channel)
+    if framed:
+        rid = asgi.new_rid()
+        request = Request(method=method, headers=[*asgi.probe_headers(rid, "script", args), *head])
+        async with await asgi.connect() as connection:
+            connection.prime(request)
+            await connection.send_bytes(encode_request(request) + b"".join(writes))
+            response = await connection.read_response()
+        exchange = Exchange(rid, request, response, asgi.server.channel)
+    else:
+        live = await asgi.begin(
+            method=method, headers=head, behaviour="script", args=args, end=not writes
+        )
+        async with live:
+            for index, data in enumerate(writes):
+                await live.send_body(data, end=index == len(writes) - 1)
+            await live.read_response()
+        exchange = live.exchange
     asgi.exchanges.append(exchange)
     timeline = exchange.timeline()
     digest = timeline[0].get("result") if timeline and timeline[0].get("ok") else None
@@ -121,7 +132,7 @@ async def send_body(
             f"{description}: the probe could not read the body: {timeline[:1]}"
         )
     later = timeline[3].get("result") if after and len(timeline) > 3 else None
-    return BodyRun(rid, description, response, digest, later)
+    return BodyRun(exchange.rid, description, exchange.response, digest, later)
 
 
 def length_head(size: int) -> list[tuple[bytes, bytes]]:
@@ -132,7 +143,10 @@ CHUNKED_HEAD = [(b"transfer-encoding", b"chunked")]
 
 
 async def standard_bodies(asgi: Probe, *, after: bool = False) -> list[BodyRun]:
-    """A GET, a one-byte body, a 200 KiB body in four writes and a three-chunk body."""
+    """A GET, a one-byte body, a 200 KiB body in four writes and a body of unknown length in three.
+
+    The last goes chunked on HTTP/1.1 and as DATA frames without a length on HTTP/2.
+    """
     big = payload(200 * 1024)
     quarter = len(big) // 4
     runs = [
@@ -147,8 +161,8 @@ async def standard_bodies(asgi: Probe, *, after: bool = False) -> list[BodyRun]:
             read_for=units(1),
         ),
         await send_body(
-            asgi, "chunked POST of 3 chunks", head=CHUNKED_HEAD,
-            writes=chunked([b"abc", payload(70_000), b"z"]), after=after, read_for=units(1),
+            asgi, "POST without a length in 3 pieces", writes=[b"abc", payload(70_000), b"z"],
+            after=after, read_for=units(1),
         ),
     ]  # fmt: skip
     return runs
@@ -336,6 +350,7 @@ async def test_chunked_body_arrives_decoded(asgi: Probe) -> None:
             f"chunked POST of {len(body)} bytes in {len(pieces)} chunk(s)",
             head=CHUNKED_HEAD,
             writes=chunked(pieces),
+            framed=True,
         )
         problem = body_problem(run, body)
         expect(not problem, sent=run.description, expected="the payload alone", observed=problem)
@@ -358,7 +373,7 @@ async def test_chunk_syntax_never_reaches_the_app(asgi: Probe) -> None:
     head = [*CHUNKED_HEAD, (b"trailer", b"x-trailer")]
     run = await send_body(
         asgi, "chunked POST with sizes 1A and 1b;ext=1, a quoted extension and a trailer",
-        head=head, writes=wire,
+        head=head, writes=wire, framed=True,
     )  # fmt: skip
     problem = body_problem(run, b"".join(pieces))
     expect(
@@ -387,23 +402,21 @@ async def _streamed_upload(asgi: Probe) -> tuple[list[dict[str, Any]], Exchange]
         steps.body(b"ok"),
     ]
     args = {"script": steps.encode_script(script), "bodies": "omit"}
-    request = Request(
-        method=b"POST", headers=[*asgi.probe_headers(rid, "script", args), *length_head(MIB)]
-    )
     channel = asgi.server.channel
-    connection = await asgi.connect()
-    async with connection:
-        connection.prime(request)
-        await connection.send_bytes(encode_request(request) + body[:STREAM_FIRST])
+    live = await asgi.begin(
+        method=b"POST", headers=length_head(MIB), behaviour="script", args=args, end=False, rid=rid
+    )
+    async with live:
+        await live.send_body(body[:STREAM_FIRST])
         early = await anyio.to_thread.run_sync(
             channel.wait_until,
             lambda: [r for r in channel.records(rid) if r.get("kind") == "body-event"],
             lambda found: any(r.get("more_body") for r in found),
             units(STREAM_UNITS),
         )
-        await connection.send_bytes(body[STREAM_FIRST:])
-        response = await connection.read_response()
-    return early, Exchange(rid, request, response, channel)
+        await live.send_body(body[STREAM_FIRST:], end=True)
+        await live.read_response()
+    return early, live.exchange
 
 
 #: How much of the body is sent before waiting for the app to see some of it.

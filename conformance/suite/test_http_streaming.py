@@ -13,33 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
-from typing import Any
 
 from conformance import _steps as steps
 from conformance import requirement
 from conformance._batch import ahead
-from conformance._probe import Exchange, Probe, expect
+from conformance._probe import Probe, expect
 from conformance._timing import units
-from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
-
-
-async def _open_script(
-    asgi: Probe, script: Sequence[dict[str, Any]]
-) -> tuple[RawHTTP1Connection, Exchange]:
-    """Send a scripted request on a connection of our own, to read its response piecemeal.
-
-    The exchange carries no response (the caller reads it in pieces); it fetches the
-    app's timeline.
-    """
-    rid = asgi.new_rid()
-    request = Request(
-        headers=asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
-    )
-    connection = await asgi.connect(timeout=units(3))
-    await connection.send(request)
-    unread = Response(status=0, headers=[], body=b"", http_version="")
-    return connection, Exchange(rid, request, unread, asgi.server.channel)
+from conformance.clients import ClientError
 
 
 @requirement("http.streaming.flush-per-chunk")
@@ -56,14 +36,14 @@ async def test_each_chunk_reaches_the_client_before_the_next_is_sent(asgi: Probe
         steps.wait_flag(f"got-B-{token}", units(3)),
         steps.body(b""),
     ]
-    connection, exchange = await _open_script(asgi, script)
-    async with connection:
+    live = await asgi.begin(script=script, timeout=units(3))
+    async with live:
         try:
-            await connection.receive_until(a, timeout=units(3))
+            await live.read_until(a, timeout=units(3))
             asgi.server.channel.set_flag(f"got-A-{token}")
-            await connection.receive_until(b, timeout=units(3))
+            await live.read_until(b, timeout=units(3))
             asgi.server.channel.set_flag(f"got-B-{token}")
-            response = await connection.read_response(timeout=units(3))
+            response = await live.read_response(timeout=units(3))
         except ClientError as exc:
             expect(
                 False,
@@ -78,7 +58,7 @@ async def test_each_chunk_reaches_the_client_before_the_next_is_sent(asgi: Probe
         expected="the body A + B",
         observed=f"body {response.body[:100]!r}",
     )
-    asgi.observe(f"each chunk was read before the next was sent (rid {exchange.rid})")
+    asgi.observe(f"each chunk was read before the next was sent (rid {live.rid})")
 
 
 @requirement("http.streaming.receive-while-streaming")
@@ -96,10 +76,10 @@ async def test_receive_while_streaming_waits_until_the_client_leaves(asgi: Probe
         steps.wait_flag(f"left-{token}", units(3)),
         steps.receive(timeout=units(3)),
     ]
-    connection, exchange = await _open_script(asgi, script)
-    async with connection:
+    live = await asgi.begin(script=script, timeout=units(3))
+    async with live:
         try:
-            await connection.receive_until(b, timeout=units(3))
+            await live.read_until(b, timeout=units(3))
         except ClientError as exc:
             expect(
                 False,
@@ -107,9 +87,9 @@ async def test_receive_while_streaming_waits_until_the_client_leaves(asgi: Probe
                 expected="A and B on the wire",
                 observed=str(exc),
             )
-    # The client has closed its connection: now the app may see http.disconnect.
+    # The client has left (closed its connection): now the app may see http.disconnect.
     asgi.server.channel.set_flag(f"left-{token}")
-    timeline = exchange.timeline()
+    timeline = await live.timeline()
     during = timeline[3].get("result") if len(timeline) > 3 else "never called"
     after = timeline[6].get("result") if len(timeline) > 6 else "never called"
     errors = [f"step {e['i']}: {e.get('error')}" for e in timeline if not e.get("ok")]
@@ -143,16 +123,16 @@ async def test_large_stream_reaches_the_client_while_the_app_sends(asgi: Probe) 
         steps.body(b""),
     ]
     first = steps.pattern(0, 64)
-    connection, exchange = await _open_script(asgi, script)
-    async with connection:
+    live = await asgi.begin(script=script, timeout=units(3))
+    async with live:
         try:
-            await connection.receive_until(first, timeout=units(5))
+            await live.read_until(first, timeout=units(5))
             first_at = time.monotonic()
-            response = await connection.read_response(timeout=units(10))
+            response = await live.read_response(timeout=units(10))
         except ClientError as exc:
             expect(False, sent="a 32 MiB stream", expected="the stream", observed=str(exc))
             return
-    timeline = exchange.timeline()
+    timeline = await live.timeline()
     streamed = timeline[2]
     expect(
         hashlib.sha256(response.body).digest() == hashlib.sha256(steps.pattern(0, LARGE)).digest(),
