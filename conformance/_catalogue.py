@@ -60,8 +60,9 @@ class Requirement:
     rationale: str
     #: The one protocol family the requirement exists for (``http/1``, ``h2``), or None: every column.
     protocol: str | None = None
-    #: Whether it exists only on TLS columns (``scheme`` ``https``, the ``tls`` extension).
-    tls: bool = False
+    #: True: only on TLS columns (``scheme`` ``https``, the ``tls`` extension); False: only
+    #: on cleartext ones (``scheme`` ``http``); None: on both.
+    tls: bool | None = None
 
     def applies(self, wire: str, tls: bool) -> bool:
         """Whether a column speaking ``wire`` (over TLS if ``tls``) has this requirement at all.
@@ -71,7 +72,7 @@ class Requirement:
         """
         if self.protocol is not None and wire not in PROTOCOLS[self.protocol]:
             return False
-        return tls or not self.tls
+        return self.tls is None or self.tls == tls
 
     @property
     def area(self) -> str:
@@ -111,8 +112,8 @@ def _parse(
     protocol = entry.get("protocol", defaults.get("protocol"))
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"{source}: {entry['id']}: unknown protocol {protocol!r}")
-    tls = entry.get("tls", defaults.get("tls", False))
-    if not isinstance(tls, bool):
+    tls = entry.get("tls", defaults.get("tls"))
+    if tls is not None and not isinstance(tls, bool):
         raise ValueError(f"{source}: {entry['id']}: tls must be true or false")
     return Requirement(
         id=entry["id"],

@@ -31,6 +31,7 @@ from conformance._steps import encode_script
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, HarnessError, Unsupported
 from conformance.clients import (
+    ClientError,
     Connection,
     RawHTTP1Connection,
     Request,
@@ -275,6 +276,10 @@ class LiveExchange:
     async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
         """Read until ``marker`` is in the response (its body on HTTP/2); what came so far."""
         return await self.stream.read_until(marker, timeout=timeout)
+
+    async def read_bytes(self, count: int, *, timeout: float) -> int:
+        """Read until ``count`` bytes of the response have arrived; how many there are."""
+        return await self.stream.read_bytes(count, timeout=timeout)
 
     async def read_response(self, *, timeout: float | None = None) -> Response:
         self.response = await self.stream.read_response(
@@ -543,6 +548,7 @@ class Probe:
         config: LaunchConfig | None = None,
         timeout: float | None = None,
         client_cert: bool = False,
+        rid: str | None = None,
     ) -> Exchange:
         """Send one request with the probe headers first, then ``headers`` as given.
 
@@ -551,7 +557,7 @@ class Probe:
         if script is not None:
             behaviour = "script"
             args = {**(args or {}), "script": encode_script(script)}
-        rid = self.new_rid()
+        rid = rid or self.new_rid()
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)
         request = Request(
@@ -582,8 +588,24 @@ class Probe:
         return "\n".join(lines)
 
     async def scope_of(self, **kwargs: Any) -> dict[str, Any]:
-        """Send a request and return the scope the app saw for it."""
-        exchange = await self.send(**kwargs)
+        """Send a request and return the scope the app saw for it.
+
+        A scope check judges the scope alone: a response the client could not use (a
+        body on a HEAD answer that breaks the HTTP/2 framing) is another row's
+        failure, and is only noted here.
+        """
+        rid = self.new_rid()
+        try:
+            exchange = await self.send(rid=rid, **kwargs)
+        except ClientError as exc:
+            calls = await anyio.to_thread.run_sync(
+                self.server.channel.wait_for, rid, "call", units(5), 1
+            )
+            if not calls:
+                raise
+            self.observe(f"the response was not usable ({str(exc)[:120]}); the scope was judged")
+            scope: dict[str, Any] = calls[0]["scope"]
+            return scope
         return exchange.app_scope()
 
     def require_offer(self, feature: str) -> None:

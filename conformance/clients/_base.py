@@ -106,6 +106,11 @@ class Stream(Protocol):
         """
         ...
 
+    async def read_bytes(self, count: int, *, timeout: float) -> int:
+        """Read until ``count`` bytes of the response have arrived (HTTP/1.1: raw bytes, framing
+        included; HTTP/2: body bytes); how many there are.  The response stays readable."""
+        ...
+
     async def read_response(self, *, timeout: float) -> Response:
         """The whole response: informational ones, the final head, body and trailers."""
         ...

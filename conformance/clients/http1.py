@@ -93,6 +93,12 @@ class HTTP1Stream:
     async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
         return await self.connection.receive_until(marker, timeout=timeout)
 
+    async def read_bytes(self, count: int, *, timeout: float) -> int:
+        already = len(self.connection.received) - self.start
+        if already >= count:
+            return already
+        return already + await self.connection.receive_at_least(count - already, timeout=timeout)
+
     async def read_response(self, *, timeout: float) -> Response:
         return await self.connection.read_response(timeout=timeout)
 
@@ -314,7 +320,12 @@ class RawHTTP1Connection:
         start = len(self.received)
         try:
             with anyio.fail_after(timeout):
-                while marker not in self.received[start:]:
+                while (
+                    self.received.find(
+                        marker, max(start, len(self.received) - _READ_SIZE - len(marker))
+                    )
+                    < 0
+                ):
                     try:
                         data = await self._stream.receive(_READ_SIZE)
                     except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
@@ -331,6 +342,31 @@ class RawHTTP1Connection:
                 f"received {bytes(self.received[start:])[:500]!r}"
             ) from None
         return bytes(self.received[start:])
+
+    async def receive_at_least(self, count: int, *, timeout: float) -> int:
+        """Read raw bytes until ``count`` have arrived since the call (framing included); how many.
+
+        The bytes reach h11 too, as with :meth:`receive_until`.
+        """
+        start = len(self.received)
+        try:
+            with anyio.fail_after(timeout):
+                while len(self.received) - start < count:
+                    try:
+                        data = await self._stream.receive(_READ_SIZE)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        self.closed_by_peer = True
+                        raise ConnectionClosed(
+                            f"the server closed the connection after "
+                            f"{len(self.received) - start} of {count} bytes"
+                        ) from None
+                    self.received += data
+                    self._h11.receive_data(data)
+        except TimeoutError:
+            raise ServerTimeout(
+                f"{len(self.received) - start} of {count} bytes arrived within {timeout:.1f}s"
+            ) from None
+        return len(self.received) - start
 
     async def exchange(self, request: Request, *, timeout: float | None = None) -> Response:
         await self.send(request)

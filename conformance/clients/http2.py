@@ -135,6 +135,11 @@ class HTTP2Stream:
         await self.connection._read_into(self, timeout, until=marker)
         return bytes(self._partial.body)
 
+    async def read_bytes(self, count: int, *, timeout: float) -> int:
+        """Read until ``count`` body bytes have arrived; how many there are."""
+        await self.connection._read_into(self, timeout, size=count)
+        return len(self._partial.body)
+
     async def read_response(self, *, timeout: float) -> Response:
         """The whole response: informational ones, final head, body and trailers."""
         await self.connection._read_into(self, timeout)
@@ -359,13 +364,30 @@ class HTTP2Connection:
         return state.events.popleft()
 
     async def _read_into(
-        self, stream: HTTP2Stream, timeout: float, until: bytes | None = None
+        self,
+        stream: HTTP2Stream,
+        timeout: float,
+        until: bytes | None = None,
+        size: int | None = None,
     ) -> None:
-        """Read ``stream``'s events into its partial response: all of it, or until ``until`` is in the body."""
+        """Read ``stream``'s events into its partial response: all of it, until ``until`` is in
+        the body, or until the body has ``size`` bytes."""
         partial = stream._partial
         deadline = anyio.current_time() + timeout
+        searched = 0
+
+        def wanted() -> bool:
+            nonlocal searched
+            if size is not None:
+                return len(partial.body) >= size
+            if until is None:
+                return False
+            found = partial.body.find(until, max(0, searched - len(until)))
+            searched = len(partial.body)
+            return found >= 0
+
         try:
-            while not partial.complete and (until is None or until not in partial.body):
+            while not partial.complete and not wanted():
                 event = await self._next_event(stream, deadline)
                 if isinstance(event, h2.events.InformationalResponseReceived):
                     partial.informational.append(_split_status(event.headers))
@@ -384,11 +406,21 @@ class HTTP2Connection:
                 elif isinstance(event, h2.events.StreamEnded):
                     partial.complete = True
         except TimeoutError:
-            waited = f"{until!r} in the body" if until is not None else "a complete response"
+            waited = (
+                f"{size} body bytes"
+                if size is not None
+                else f"{until!r} in the body"
+                if until is not None
+                else "a complete response"
+            )
             raise ServerTimeout(
                 f"no {waited} on stream {stream.stream_id} within {timeout:.1f}s; "
                 f"frames: {' | '.join(self.transcript[partial.start :][-8:]) or 'none'}"
             ) from None
+        if size is not None and len(partial.body) < size:
+            raise ConnectionClosed(
+                f"stream {stream.stream_id} ended after {len(partial.body)} of {size} body bytes"
+            )
         if until is not None and until not in partial.body:
             raise ConnectionClosed(
                 f"stream {stream.stream_id} ended before {until!r} arrived; "
