@@ -119,6 +119,23 @@ class MatrixBuilder:
         }
 
 
+#: What an absent cell shows where the requirement does not exist on the column's protocol.
+NOT_APPLICABLE = "n/a"
+#: Wires of each protocol family a requirement may be limited to (as the catalogue's).
+_FAMILIES = {"http/1": ("http/1.1",), "h2": ("h2",)}
+
+
+def applies(matrix: Mapping[str, Any], server: str, rid: str) -> bool:
+    """Whether requirement ``rid`` exists on column ``server`` (an HTTP/1-only row on an h2
+    column does not: its cell is n/a, not missing), from the matrix alone."""
+    check = matrix["checks"].get(rid, {})
+    info = matrix["servers"].get(server, {})
+    protocol, tls = check.get("protocol"), check.get("tls")
+    if protocol and info.get("protocol", "http/1.1") not in _FAMILIES.get(protocol, ()):
+        return False
+    return tls is None or bool(info.get("tls", False)) == tls
+
+
 def counts(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     tally = dict.fromkeys(VERDICT_ORDER, 0)
     for cell in results.values():
@@ -154,15 +171,22 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     id_width = max(12, min(max(len(r) for r in rows), width - 1 - len(servers) * (col + 1)))
     header = " " * id_width + "".join(" " + label.center(col) for label in labels)
     lines = [header.rstrip()]
+    absent = False
     for rid in rows:
         cells = []
         for server in servers:
             cell = matrix["results"][server].get(rid)
-            cells.append(" " + (SYMBOLS[cell["verdict"]] if cell else " ").center(col))
+            mark = (
+                SYMBOLS[cell["verdict"]] if cell else " " if applies(matrix, server, rid) else "·"
+            )
+            absent = absent or mark == "·"
+            cells.append(" " + mark.center(col))
         lines.append((_fit(rid, id_width).ljust(id_width) + "".join(cells)).rstrip())
     lines.append("")
     legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
-    lines.append(f"legend: {legend}")
+    lines.append(
+        f"legend: {legend}" + (f", · {NOT_APPLICABLE} (not on that protocol)" if absent else "")
+    )
     for number, server in enumerate(servers, start=1):
         tally = counts(matrix["results"][server])
         version = matrix["servers"].get(server, {}).get("version", "?")
@@ -200,7 +224,9 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         )
     lines.append("")
     legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
-    lines.append(f"Legend: {legend}.")
+    lines.append(
+        f"Legend: {legend}; {NOT_APPLICABLE}: the requirement does not exist on that protocol."
+    )
     lines.append("")
     lines.append("| requirement | level | " + " | ".join(_md(s) for s in servers) + " |")
     lines.append("|---|---|" + "---|" * len(servers))
@@ -208,7 +234,10 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         cells = []
         for server in servers:
             cell = matrix["results"][server].get(rid)
-            cells.append(f"{SYMBOLS[cell['verdict']]} {cell['verdict']}" if cell else "")
+            if cell:
+                cells.append(f"{SYMBOLS[cell['verdict']]} {cell['verdict']}")
+            else:
+                cells.append("" if applies(matrix, server, rid) else NOT_APPLICABLE)
         title = f"[`{rid}`]({entry['url']}) {_md(entry['title'])}"
         lines.append(f"| {title} | {entry['level']} | " + " | ".join(cells) + " |")
     lines.append("")

@@ -45,7 +45,16 @@ if TYPE_CHECKING:
     import pytest
 
 
-__all__ = ["CONTROL", "MUTANTS", "PREFIX", "Mutant", "main", "target_name"]
+__all__ = [
+    "CONTROL",
+    "MUTANTS",
+    "PREFIX",
+    "Mutant",
+    "control_of",
+    "main",
+    "mutant_target",
+    "target_name",
+]
 
 Scope = dict[Any, Any]
 Message = MutableMapping[str, Any]
@@ -89,6 +98,12 @@ class Mutant:
     #: A ``uvicorn.Server`` subclass to run instead, for rules only the server's own
     #: shutdown sequence can break (the order of draining and lifespan.shutdown).
     uvicorn_server: Callable[[Any], Any] | None = None
+    #: The protocol column it is judged on (``h2c``: hypercorn's HTTP/2 with prior
+    #: knowledge), None for cleartext HTTP/1.1.
+    column: str | None = None
+    #: Turn off the h2 library's header validation and normalisation in the server, for
+    #: rules a middleware cannot break (malformed requests let in, fields let out).
+    lenient_h2: bool = False
 
     @property
     def rule(self) -> str:
@@ -96,9 +111,22 @@ class Mutant:
         return inspect.getdoc(self.middleware) or ""
 
 
-def target_name(mutant: str, server: str = "uvicorn") -> str:
-    """The matrix column: ``mutant-NAME``, or ``control-SERVER`` for the unmodified runner."""
-    return f"control-{server}" if mutant == CONTROL else PREFIX + mutant
+def target_name(mutant: str, server: str = "uvicorn", column: str | None = None) -> str:
+    """The matrix column: ``mutant-NAME``, or ``control-SERVER`` for the unmodified runner;
+    ``+COLUMN`` for a protocol column (``control-hypercorn+h2c``)."""
+    base = f"control-{server}" if mutant == CONTROL else PREFIX + mutant
+    return f"{base}+{column}" if column else base
+
+
+def mutant_target(name: str) -> str:
+    """The matrix column of mutant ``name``, on its own protocol column."""
+    return target_name(name, column=MUTANTS[name].column)
+
+
+def control_of(name: str) -> str:
+    """The control column mutant ``name`` is compared with: same server, same protocol."""
+    mutant = MUTANTS[name]
+    return target_name(CONTROL, mutant.server, mutant.column)
 
 
 # -- the two shapes most mutants take ------------------------------------------------------
@@ -631,8 +659,27 @@ def serve_uvicorn(
     (server or uvicorn.Server)(config).run()
 
 
+def lenient_h2() -> None:
+    """Make every ``h2`` connection of this process validate and normalise nothing."""
+    import h2.config
+
+    original = h2.config.H2Configuration.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.validate_inbound_headers = False
+        self.validate_outbound_headers = False
+        self.normalize_inbound_headers = False
+        self.normalize_outbound_headers = False
+
+    h2.config.H2Configuration.__init__ = init  # type: ignore[method-assign]
+
+
 async def serve_hypercorn(app: ASGIApp, host: str, port: int, root_path: str) -> None:
-    """hypercorn's asyncio worker, stopped by SIGTERM or SIGINT like its CLI."""
+    """hypercorn's asyncio worker, stopped by SIGTERM or SIGINT like its CLI.
+
+    A plain bind serves HTTP/1.1 and HTTP/2 with prior knowledge (the ``h2c`` column).
+    """
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -659,19 +706,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--root-path", default="")
     parser.add_argument("--server", choices=SERVERS, help="override the mutant's server")
+    parser.add_argument("--certfile", help="serve TLS with this certificate (and --keyfile)")
+    parser.add_argument("--keyfile")
+    parser.add_argument("--ca-certs", help="ask for an optional client certificate from this CA")
     args = parser.parse_args(argv)
     mutant = MUTANTS[args.mutant]
     app = mutant.middleware(single_callable(load_app(args.app), mutant))
     server = args.server or mutant.server
+    if mutant.lenient_h2:
+        lenient_h2()
     if server == "hypercorn":
         asyncio.run(serve_hypercorn(app, args.host, args.port, args.root_path))
     else:
+        tls: dict[str, Any] = {}
+        if args.certfile:
+            tls = {"ssl_certfile": args.certfile, "ssl_keyfile": args.keyfile}
+        if args.ca_certs:
+            import ssl
+
+            tls |= {"ssl_ca_certs": args.ca_certs, "ssl_cert_reqs": ssl.CERT_OPTIONAL}
         serve_uvicorn(
             app,
             args.host,
             args.port,
             args.root_path,
-            dict(mutant.uvicorn_options),
+            {**tls, **dict(mutant.uvicorn_options)},
             mutant.uvicorn_server,
         )
     return 0
@@ -687,13 +746,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
+    # A control on a protocol column proves only what its mutants claim there.
+    column_claims: dict[str, set[str]] = {}
+    for name, entry in MUTANTS.items():
+        if entry.column:
+            column_claims.setdefault(control_of(name), set()).update((*entry.breaks, *entry.keeps))
     for item in items:
         spec = getattr(item, "callspec", None)
         target = str(spec.params.get("asgi_server", "")) if spec is not None else ""
         marker = item.get_closest_marker("asgi_requirement")
-        mutant = MUTANTS.get(target.removeprefix(PREFIX)) if target.startswith(PREFIX) else None
-        claims = (*mutant.breaks, *mutant.keeps) if mutant is not None else ()
-        if mutant is not None and marker is not None and marker.args[0] not in claims:
+        base = target.partition("+")[0]
+        mutant = MUTANTS.get(base.removeprefix(PREFIX)) if base.startswith(PREFIX) else None
+        if mutant is not None:
+            claims: set[str] | None = {*mutant.breaks, *mutant.keeps}
+        else:
+            claims = column_claims.get(target)
+        if claims is not None and marker is not None and marker.args[0] not in claims:
             dropped.append(item)
             continue
         kept.append(item)

@@ -460,3 +460,29 @@ def test_terminal_matrix_numbers_columns_whose_names_do_not_fit() -> None:
     keyed = [line.split(":", 1)[0] for line in lines if line[:2].rstrip(":").isdigit()]
     assert keyed == [str(n) for n in range(1, 8)]
     assert any(line.startswith("6: uvicorn:websockets-sansio ") for line in lines)
+
+
+def test_a_row_of_another_protocol_is_not_applicable_not_blank() -> None:
+    """An HTTP/1-only row on an h2 column shows n/a (and the legend says so); a row that
+    exists there but was not run stays blank."""
+    from conformance._matrix import NOT_APPLICABLE
+    from conformance.report._html import render_html
+
+    http1_only = "http.keepalive.persistent"
+    shared = "http.scope.type"
+    matrix = _build(
+        [
+            ("hypercorn", http1_only, Verdict.PASS, "", "c"),
+            ("hypercorn", shared, Verdict.PASS, "", "c"),
+        ]
+    )
+    matrix["servers"]["hypercorn+h2c"] = {"name": "hypercorn+h2c", "protocol": "h2", "tls": False}
+    matrix["results"]["hypercorn+h2c"] = {}
+    md = render_markdown(matrix).splitlines()
+    row = next(line for line in md if f"`{http1_only}`" in line)
+    assert row.rstrip(" |").endswith(NOT_APPLICABLE)
+    other = next(line for line in md if f"`{shared}`" in line)
+    assert NOT_APPLICABLE not in other
+    assert any("does not exist on that protocol" in line for line in md)
+    assert any("· n/a" in line for line in render_terminal(matrix))
+    assert render_html(matrix).count(f">{NOT_APPLICABLE}</td>") == 1

@@ -38,7 +38,7 @@ import pytest
 
 from conformance import Level, catalogue
 from tests._processes import processes_with
-from tests.mutants import CONTROL, MUTANTS, Mutant, target_name
+from tests.mutants import CONTROL, MUTANTS, Mutant, control_of, mutant_target, target_name
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,6 +149,16 @@ def _profile(target: str, mutant: str, server: str) -> str:
             "[options]",
             'root_path = ["--root-path", "{root_path}"]',
             "",
+            # hypercorn's plain bind also speaks HTTP/2 with prior knowledge.
+            "[protocols.h2c]",
+            'wire = "h2"',
+            "",
+            "[protocols.https]",
+            'wire = "http/1.1"',
+            "tls = true",
+            'args = ["--certfile", "{certfile}", "--keyfile", "{keyfile}"]',
+            'client_cert_args = ["--ca-certs", "{ca_certs}"]',
+            "",
         ]
     )
 
@@ -156,16 +166,23 @@ def _profile(target: str, mutant: str, server: str) -> str:
 def _selection(directory: Path) -> list[str]:
     """The ``--asgi-server`` values: plain uvicorn, the two controls, every mutant."""
     servers = ["uvicorn"]
-    columns = [(CONTROL, "uvicorn"), (CONTROL, "hypercorn")]
     mutants = sorted(
         (n for n in MUTANTS if n != CONTROL and _selected(n)), key=lambda n: n not in SLOW
     )
-    columns += [(name, MUTANTS[name].server) for name in mutants]
-    for name, server in columns:
+    protocol_controls = sorted(
+        {(MUTANTS[n].server, MUTANTS[n].column) for n in mutants if MUTANTS[n].column}
+    )
+    columns: list[tuple[str, str, str | None]] = [
+        (CONTROL, "uvicorn", None),
+        (CONTROL, "hypercorn", None),
+        *((CONTROL, server, column) for server, column in protocol_controls),
+        *((name, MUTANTS[name].server, MUTANTS[name].column) for name in mutants),
+    ]
+    for name, server, column in columns:
         target = target_name(name, server)
         path = directory / f"{target}.toml"
         path.write_text(_profile(target, name, server), encoding="utf-8")
-        servers.append(str(path))
+        servers.append(f"{path}+{column}" if column else str(path))
     return servers
 
 
@@ -281,7 +298,7 @@ def test_the_runners_graceful_timeout_outlasts_the_held_request() -> None:
 
 def test_plain_uvicorn_has_only_its_known_findings(mutant_run: MutantRun) -> None:
     results = mutant_run.matrix["results"]["uvicorn"]
-    missing = [rid for rid in catalogue() if rid not in results]
+    missing = [rid for rid in _cleartext_rows() if rid not in results]
     assert not missing, f"uvicorn was not judged on {missing}"
     findings = {
         rid: cell["verdict"] for rid, cell in results.items() if not _clean(rid, cell["verdict"])
@@ -291,12 +308,33 @@ def test_plain_uvicorn_has_only_its_known_findings(mutant_run: MutantRun) -> Non
     )
 
 
+def _cleartext_rows() -> list[str]:
+    """The rows of a cleartext HTTP/1.1 column (the catalogue's other rows have no cell there)."""
+    return [rid for rid, req in catalogue().items() if req.applies("http/1.1", False)]
+
+
+def test_the_protocol_controls_are_clean(mutant_run: MutantRun) -> None:
+    """Each control on a protocol column passes every row its mutants claim there."""
+    claims: dict[str, set[str]] = {}
+    for name, mutant in MUTANTS.items():
+        if mutant.column and _selected(name):
+            claims.setdefault(control_of(name), set()).update((*mutant.breaks, *mutant.keeps))
+    for control, rows in claims.items():
+        results = mutant_run.matrix["results"].get(control, {})
+        bad = [
+            f"{rid}: {results[rid]['verdict'] if rid in results else 'not judged'}"
+            for rid in sorted(rows)
+            if rid not in results or not _clean(rid, results[rid]["verdict"])
+        ]
+        assert not bad, f"{control} is not clean:\n" + "\n".join(bad)
+
+
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn"])
 def test_the_unmodified_runner_is_clean(mutant_run: MutantRun, server: str) -> None:
     """The control passes every row: a mutant's failures are its middleware's doing."""
     control = target_name(CONTROL, server)
     results = mutant_run.matrix["results"][control]
-    missing = [rid for rid in catalogue() if rid not in results]
+    missing = [rid for rid in _cleartext_rows() if rid not in results]
     assert not missing, f"{control} was not judged on {missing}"
     known = KNOWN_FINDINGS.get(server, {})
     bad = [
@@ -333,8 +371,8 @@ def _expected(mutant: Mutant, rid: str) -> str:
 def _broken(run: MutantRun, name: str, rid: str) -> str:
     """Why ``rid`` does not count as broken by mutant ``name``; "" when it does."""
     mutant = MUTANTS[name]
-    target = target_name(name)
-    control = run.cell(target_name(CONTROL, mutant.server), rid)
+    target = mutant_target(name)
+    control = run.cell(control_of(name), rid)
     got = run.cell(target, rid)
     expected = _expected(mutant, rid)
     # An optional feature the control does not offer is proven by a mutant that advertises
@@ -358,13 +396,13 @@ def test_mutant_breaks_what_it_claims(mutant_run: MutantRun, name: str) -> None:
     if not _selected(name):
         pytest.skip(f"not selected by {SELECT_VARIABLE}")
     mutant = MUTANTS[name]
-    target = target_name(name)
+    target = mutant_target(name)
     assert target in mutant_run.matrix["results"], (
         f"{target} is missing from the matrix:\n{mutant_run.tail()}"
     )
     problems = [p for rid in mutant.breaks if (p := _broken(mutant_run, name, rid))]
     for rid in mutant.keeps:
-        control = mutant_run.cell(target_name(CONTROL, mutant.server), rid)
+        control = mutant_run.cell(control_of(name), rid)
         got = mutant_run.cell(target, rid)
         if got["verdict"] != control["verdict"]:
             problems.append(
@@ -386,8 +424,8 @@ def test_every_requirement_is_proven_by_a_mutant(mutant_run: MutantRun) -> None:
         for name, mutant in MUTANTS.items()
         if name != CONTROL
         for rid in mutant.breaks
-        if target_name(name) in mutant_run.matrix["results"]
-        and rid in mutant_run.matrix["results"][target_name(name)]
+        if mutant_target(name) in mutant_run.matrix["results"]
+        and rid in mutant_run.matrix["results"][mutant_target(name)]
         and not _broken(mutant_run, name, rid)
     }
     unproven = [rid for rid in catalogue() if rid not in proven]

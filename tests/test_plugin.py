@@ -119,16 +119,23 @@ def _statuses(result: pytest.RunResult) -> dict[tuple[str, str], str]:
     return found
 
 
-def _suite_checks() -> dict[str, str]:
-    """Every check of the packaged suite: function name -> module file name."""
+def _suite_checks(wire: str = "http/1.1", tls: bool = False) -> dict[str, str]:
+    """Every check of the packaged suite a column of ``wire`` has: function name -> module file.
+
+    A check of a requirement of another protocol (the HTTP/2 rows on a cleartext HTTP/1.1
+    column) has no item there at all.
+    """
+    from conformance._catalogue import requirement
+
     found = {}
     for info in pkgutil.iter_modules(conformance.suite.__path__):
         if not info.name.startswith("test_"):
             continue
         module = importlib.import_module(f"conformance.suite.{info.name}")
         for name, value in vars(module).items():
-            marks = getattr(value, "pytestmark", [])
-            if name.startswith("test_") and any(m.name == "asgi_requirement" for m in marks):
+            marks = [m for m in getattr(value, "pytestmark", []) if m.name == "asgi_requirement"]
+            applies = bool(marks) and requirement(marks[0].args[0]).applies(wire, tls)
+            if name.startswith("test_") and applies:
                 found[name] = f"{info.name}.py"
     return found
 
@@ -358,6 +365,17 @@ def test_collect_only_lists_every_packaged_check(pytester: pytest.Pytester) -> N
     # Listing judges nothing: no report is written (an earlier one would be overwritten).
     assert not (pytester.path / "asgi-report").exists()
     assert "Traceback" not in "\n".join(result.outlines + result.errlines)
+
+
+def test_a_protocol_column_has_the_checks_of_its_wire(pytester: pytest.Pytester) -> None:
+    """An h2 column lists the HTTP/2 rows and every shared one, never an HTTP/1 wire check."""
+    result = _run(pytester, "--co", "-q", "--asgi-server=hypercorn+h2c")
+    assert result.ret == 0
+    listed = sorted(line for line in result.outlines if "::" in line)
+    checks = _suite_checks("h2", tls=False)
+    assert listed == sorted(f"{module}::{name}[hypercorn+h2c]" for name, module in checks.items())
+    assert "test_http_version_is_2" in checks
+    assert "test_pipelined_requests_are_answered_in_order" not in checks
 
 
 @pytest.mark.parametrize("form", ["pyargs", "no-autoload"])

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conformance._verdicts import ConformanceFailure
+
+
+if TYPE_CHECKING:
+    from conformance.clients._tcp import TLSInfo
 
 
 __all__ = [
@@ -142,6 +146,8 @@ class Connection(Protocol):
     protocol: str
     #: The client's end of the TCP connection, as the server should report it in ``client``.
     local_address: tuple[str, int]
+    #: What the client saw of TLS: version, suite, the server's certificate (None: cleartext).
+    tls: TLSInfo | None
 
     async def start(self, request: Request, *, end: bool = True) -> Stream:
         """Send ``request``'s head and its ``body``; the body ends there if ``end``."""

@@ -10,6 +10,7 @@ TLS layer happened to raise.  A TCP connect that fails stays an ``OSError``
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass
 
 import anyio
 import anyio.abc
@@ -18,11 +19,44 @@ import anyio.streams.tls
 from conformance.clients._base import ConnectionClosed
 
 
-__all__ = ["TLSHandshakeFailed", "alpn_of", "connect"]
+__all__ = ["TLSHandshakeFailed", "TLSInfo", "alpn_of", "connect", "tls_info"]
+
+#: TLS versions by the names ``ssl`` gives them, as the numbers of the TLS specifications.
+_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
 
 class TLSHandshakeFailed(ConnectionClosed):
     """The TCP connection was made, the TLS handshake on it was not."""
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    """What the client saw of the TLS connection: what the ``tls`` extension must report."""
+
+    #: ``0x0304`` for TLS 1.3 (tls.rst ``tls_version``).
+    version: int | None
+    #: The IANA number of the suite, ``0x1301`` for TLS_AES_128_GCM_SHA256 (``cipher_suite``).
+    cipher_suite: int | None
+    cipher_name: str
+    #: The certificate the server presented, DER (``server_cert`` is its PEM).
+    server_cert: bytes | None
+
+
+def tls_info(stream: anyio.abc.ByteStream) -> TLSInfo | None:
+    """The negotiated version, suite and server certificate of a TLS stream (None: cleartext)."""
+    ssl_object = stream.extra(anyio.streams.tls.TLSAttribute.ssl_object, None)
+    if ssl_object is None:
+        return None
+    name = (ssl_object.cipher() or ("", "", 0))[0]
+    suite = next(
+        (c["id"] & 0xFFFF for c in ssl_object.context.get_ciphers() if c["name"] == name), None
+    )
+    return TLSInfo(
+        version=_VERSIONS.get(ssl_object.version() or ""),
+        cipher_suite=suite,
+        cipher_name=name,
+        server_cert=ssl_object.getpeercert(binary_form=True),
+    )
 
 
 async def connect(

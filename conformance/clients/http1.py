@@ -144,6 +144,8 @@ class RawHTTP1Connection:
         self.sent = bytearray()
         self.received = bytearray()
         self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
+        #: What the client saw of TLS (None on cleartext).
+        self.tls = _tcp.tls_info(stream)
         self.closed_by_peer = False
 
     @classmethod

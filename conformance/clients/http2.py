@@ -183,6 +183,8 @@ class HTTP2Connection:
         #: The server's SETTINGS as received (setting code -> value).
         self.remote_settings: dict[int, int] = {}
         self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
+        #: What the client saw of TLS (None on cleartext).
+        self.tls = _tcp.tls_info(stream)
 
     @classmethod
     async def open(
@@ -411,7 +413,7 @@ class HTTP2Connection:
                 if size is not None
                 else f"{until!r} in the body"
                 if until is not None
-                else "a complete response"
+                else "complete response"
             )
             raise ServerTimeout(
                 f"no {waited} on stream {stream.stream_id} within {timeout:.1f}s; "

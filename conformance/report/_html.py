@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from conformance._matrix import SYMBOLS
+from conformance._matrix import NOT_APPLICABLE, SYMBOLS, applies
 
 
 __all__ = ["render_html"]
@@ -27,4 +27,10 @@ _environment = jinja2.Environment(
 
 def render_html(matrix: Mapping[str, Any]) -> str:
     template = _environment.get_template("matrix.html.j2")
-    return template.render(matrix=matrix, servers=list(matrix["results"]), symbols=SYMBOLS)
+    return template.render(
+        matrix=matrix,
+        servers=list(matrix["results"]),
+        symbols=SYMBOLS,
+        applies=lambda server, rid: applies(matrix, server, rid),
+        not_applicable=NOT_APPLICABLE,
+    )
