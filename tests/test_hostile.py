@@ -80,10 +80,26 @@ COLUMNS = {
     "forks": "serve --fork-escapees --pids {pids}",
     "deaf": "serve --on-sigterm ignore",
     "hang": "serve --on-sigterm hang",
+    # Protocol columns (a profile file each, ``PATH.toml+PROTOCOL``): a TLS handshake that
+    # never completes or is answered with garbage, an HTTP/2 preface answered never or so.
+    "no-answer+tls": "no-answer",
+    "garbage+tls": "garbage --at-once",
+    "no-answer+h2c": "no-answer",
+    "garbage+h2c": "garbage --at-once",
 }
-#: The whole hostile session takes about 20 s on a 2-core machine (12 s of it: the four
-#: servers that are never ready, each waited for up to BOOT_BOUND).
-RUN_BUDGET = 45.0
+#: The protocol columns a hostile profile declares: TLS (HTTP/1.1 offered by ALPN), h2c.
+PROTOCOL_TABLES = """
+[protocols.tls]
+wire = "http/1.1"
+tls = true
+args = ["--tls-cert", "{certfile}"]
+
+[protocols.h2c]
+wire = "h2"
+"""
+#: The whole hostile session takes about 32 s on a 2-core machine (24 s of it: the eight
+#: columns that are never ready, each waited for up to BOOT_BOUND).
+RUN_BUDGET = 60.0
 #: A hard stop far above the budget: a hang must fail these tests, not block them.
 HARD_TIMEOUT = 180.0
 #: Marks every process of an inner run (the servers inherit it), for the leak checks.
@@ -111,6 +127,21 @@ def _template(name: str, args: str, token: str) -> str:
     """A command template: the hostile program, its arguments, the token, ``{app}`` last."""
     program = shlex.quote(str(HOSTILE))
     return f"{name}={{python}} {program} {args} --port {{port}} --token {token} {{app}}"
+
+
+def _selection(name: str, args: str, token: str, directory: Path) -> str:
+    """The ``--asgi-server`` value of a column: a template, or ``PATH.toml+PROTOCOL``."""
+    base, _, protocol = name.partition("+")
+    if not protocol:
+        return _template(name, args, token)
+    command = [
+        "{python}", str(HOSTILE), *shlex.split(args), "--port", "{port}", "--token", token, "{app}"
+    ]  # fmt: skip
+    path = directory / f"{base}-{protocol}.toml"
+    path.write_text(
+        f'name = "{base}"\ncommand = {json.dumps(command)}\n{PROTOCOL_TABLES}', encoding="utf-8"
+    )
+    return f"{path}+{protocol}"
 
 
 def _inner_env(token: str) -> dict[str, str]:
@@ -226,7 +257,9 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     directory = tmp_path_factory.mktemp("hostile")
     token = f"hostile-{uuid.uuid4().hex}"
     pids = shlex.quote(str(directory / "pids"))
-    servers = [_template(name, args.format(pids=pids), token) for name, args in COLUMNS.items()]
+    servers = [
+        _selection(name, args.format(pids=pids), token, directory) for name, args in COLUMNS.items()
+    ]
     command = _command(directory, [*servers, "uvicorn"], f"--junitxml={directory / 'junit.xml'}")
     began = time.monotonic()
     try:
@@ -309,6 +342,34 @@ def test_uvicorn_after_every_hostile_server_is_judged_as_usual(hostile_run: Run)
             "trickling the response, one byte a second",
             id="trickle",
         ),
+        pytest.param(
+            "no-answer+tls",
+            r"connected to 127\.0\.0\.1:\d+, but the server took the connection to "
+            r"127\.0\.0\.1:\d+ but did not complete the TLS handshake within [\d.]+s",
+            "accepted a connection; never answering",
+            id="no-answer+tls",
+        ),
+        pytest.param(
+            "garbage+tls",
+            # The garbage opens like a TLS record: a failed or a cut-off handshake, named.
+            r"connected to 127\.0\.0\.1:\d+, but the (TLS handshake with 127\.0\.0\.1:\d+ "
+            r"failed \(|server ended the connection to 127\.0\.0\.1:\d+ during the TLS handshake)",
+            "bytes of garbage",
+            id="garbage+tls",
+        ),
+        pytest.param(
+            "no-answer+h2c",
+            r"connected to 127\.0\.0\.1:\d+, but no complete response on stream 1 within [\d.]+s",
+            "accepted a connection; never answering",
+            id="no-answer+h2c",
+        ),
+        pytest.param(
+            "garbage+h2c",
+            r"connected to 127\.0\.0\.1:\d+, but the server (sent frames that are not valid "
+            r"HTTP/2|closed the connection before its HTTP/2 preface \(SETTINGS\); it sent b)",
+            "bytes of garbage",
+            id="garbage+h2c",
+        ),
     ],
 )
 def test_a_server_that_is_never_ready_errors_naming_why(
@@ -323,7 +384,7 @@ def test_a_server_that_is_never_ready_errors_naming_why(
         ), detail
         assert re.search(rf"\(last attempt: {cause}", detail), detail
         assert "--- server log tail ---" in detail
-        assert f"hostile[{target}]" in detail
+        assert f"hostile[{target.partition('+')[0]}]" in detail
         assert said in detail
     assert said in hostile_run.output  # pytest printed the log tail
 

@@ -64,29 +64,38 @@ async def connect(
 ) -> anyio.abc.ByteStream:
     """A TCP stream to ``host:port``, wrapped in TLS with ``tls``, within ``timeout`` in all.
 
-    Raises TimeoutError when the bound passes (the TCP connect or the handshake).
+    Raises TimeoutError when the TCP connect takes longer than the bound, and
+    :class:`TLSHandshakeFailed` when the handshake fails or does not finish within it.
     """
+    deadline = anyio.current_time() + timeout
     with anyio.fail_after(timeout):
         stream = await anyio.connect_tcp(host, port)
-        if tls is None:
-            return stream
-        try:
+    if tls is None:
+        return stream
+    try:
+        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
             return await anyio.streams.tls.TLSStream.wrap(
                 stream, server_side=False, hostname=host, ssl_context=tls,
                 standard_compatible=False,
             )  # fmt: skip
-        except ssl.SSLError as exc:
-            await anyio.aclose_forcefully(stream)
-            raise TLSHandshakeFailed(
-                f"the TLS handshake with {host}:{port} failed ({exc.reason or exc})"
-            ) from None
-        except (anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
-            await anyio.aclose_forcefully(stream)
-            cause = exc.__cause__ or exc
-            raise TLSHandshakeFailed(
-                f"the server ended the connection to {host}:{port} during the TLS handshake "
-                f"({type(cause).__name__})"
-            ) from None
+    except TimeoutError:
+        await anyio.aclose_forcefully(stream)
+        raise TLSHandshakeFailed(
+            f"the server took the connection to {host}:{port} but did not complete the TLS "
+            f"handshake within {timeout:.1f}s"
+        ) from None
+    except ssl.SSLError as exc:
+        await anyio.aclose_forcefully(stream)
+        raise TLSHandshakeFailed(
+            f"the TLS handshake with {host}:{port} failed ({exc.reason or exc})"
+        ) from None
+    except (anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+        await anyio.aclose_forcefully(stream)
+        cause = exc.__cause__ or exc
+        raise TLSHandshakeFailed(
+            f"the server ended the connection to {host}:{port} during the TLS handshake "
+            f"({type(cause).__name__})"
+        ) from None
 
 
 def alpn_of(stream: anyio.abc.ByteStream) -> str | None:

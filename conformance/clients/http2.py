@@ -182,6 +182,8 @@ class HTTP2Connection:
         self.terminated: h2.events.ConnectionTerminated | None = None
         #: The server's SETTINGS as received (setting code -> value).
         self.remote_settings: dict[int, int] = {}
+        #: The first bytes the server sent, quoted when they never made an HTTP/2 preface.
+        self._first_bytes = bytearray()
         self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
         #: What the client saw of TLS (None on cleartext).
         self.tls = _tcp.tls_info(stream)
@@ -317,14 +319,18 @@ class HTTP2Connection:
                 self.transcript.append("< connection closed")
                 for state in self._streams.values():
                     state.ended = True
-                raise ConnectionClosed(
-                    "the server closed the connection"
-                    + (
-                        f" after GOAWAY {_code(self.terminated.error_code)}"
-                        if self.terminated
-                        else ""
+                if self.terminated:
+                    why = f" after GOAWAY {_code(self.terminated.error_code)}"
+                elif not self.remote_settings:
+                    why = (
+                        " before its HTTP/2 preface (SETTINGS); it sent "
+                        f"{bytes(self._first_bytes)!r}"
                     )
-                )
+                else:
+                    why = ""
+                raise ConnectionClosed("the server closed the connection" + why)
+            if len(self._first_bytes) < 200:
+                self._first_bytes += data[: 200 - len(self._first_bytes)]
             try:
                 events = self._h2.receive_data(data)
             except h2.exceptions.ProtocolError as exc:

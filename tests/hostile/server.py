@@ -215,7 +215,8 @@ async def _raw(args: argparse.Namespace) -> None:
                 while await reader.read(65536):
                     pass
                 return
-            await reader.readuntil(b"\r\n\r\n")
+            if not args.at_once:
+                await reader.readuntil(b"\r\n\r\n")
             count += 1
             number = count
             if number <= args.after:
@@ -257,6 +258,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--after", type=int, default=0, help="valid answers first")
+    parser.add_argument("--tls-cert", help="ignored: a hostile server never speaks TLS")
+    parser.add_argument(
+        "--at-once",
+        action="store_true",
+        help="answer on connecting (before a TLS hello, a preface)",
+    )
     parser.add_argument("--crash-after", type=int, default=None, help="serve: crash after N")
     parser.add_argument("--on-sigterm", choices=("default", "hang", "ignore"), default="default")
     parser.add_argument("--fork-escapees", action="store_true")
