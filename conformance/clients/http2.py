@@ -119,12 +119,20 @@ class HTTP2Stream:
         """Send ``data`` (as the peer's flow-control window allows), ending the stream if ``end``."""
         await self.connection._send_data(self.stream_id, data, end)
 
+    async def send_trailers(self, fields: Headers) -> None:
+        """End the request with a trailing HEADERS frame of exactly ``fields``."""
+        await self.connection._send_trailers(self.stream_id, fields)
+
     async def reset(self, code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Reset the stream (RST_STREAM), as a client that gives up on it does."""
         await self.connection._reset(self.stream_id, code)
 
     def head_status(self) -> int | None:
         return self._partial.status or None
+
+    def received_body(self) -> bytes:
+        """The response body bytes read so far (a tunnel's data, for RFC 8441 streams)."""
+        return bytes(self._partial.body)
 
     def received(self) -> bytes:
         frames = "\n".join(self.connection.transcript[self._partial.start :]).encode()
@@ -134,6 +142,14 @@ class HTTP2Stream:
         """Read until ``marker`` is in the body; the body so far (the response stays readable)."""
         await self.connection._read_into(self, timeout, until=marker)
         return bytes(self._partial.body)
+
+    async def read_head(self, *, timeout: float) -> int:
+        """Read until the final response head has arrived (the stream may stay open); its status.
+
+        For a stream that becomes a tunnel: the 200 to an extended CONNECT (RFC 8441).
+        """
+        await self.connection._read_into(self, timeout, head=True)
+        return self._partial.status
 
     async def read_bytes(self, count: int, *, timeout: float) -> int:
         """Read until ``count`` body bytes have arrived; how many there are."""
@@ -182,6 +198,8 @@ class HTTP2Connection:
         self.terminated: h2.events.ConnectionTerminated | None = None
         #: The server's SETTINGS as received (setting code -> value).
         self.remote_settings: dict[int, int] = {}
+        #: The server's PUSH_PROMISEs, in order (their pushed streams are readable).
+        self.pushes: list[h2.events.PushedStreamReceived] = []
         #: The first bytes the server sent, quoted when they never made an HTTP/2 preface.
         self._first_bytes = bytearray()
         self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
@@ -293,6 +311,13 @@ class HTTP2Connection:
             if not view:
                 return
 
+    async def _send_trailers(self, stream_id: int, fields: Headers) -> None:
+        self._h2.send_headers(stream_id, list(fields), end_stream=True)
+        self.transcript.append(
+            f"> HEADERS (trailers) stream {stream_id} END_STREAM: {_fields(fields)}"
+        )
+        await self._flush()
+
     async def _reset(self, stream_id: int, code: int) -> None:
         self._h2.reset_stream(stream_id, error_code=code)
         self.transcript.append(f"> RST_STREAM stream {stream_id} {_code(code)}")
@@ -352,6 +377,9 @@ class HTTP2Connection:
             self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.terminated = event
+        elif isinstance(event, h2.events.PushedStreamReceived) and event.pushed_stream_id:
+            self.pushes.append(event)
+            self._streams[event.pushed_stream_id] = _StreamState()
         if stream_id and stream_id in self._streams:
             self._streams[stream_id].events.append(event)
 
@@ -377,6 +405,7 @@ class HTTP2Connection:
         timeout: float,
         until: bytes | None = None,
         size: int | None = None,
+        head: bool = False,
     ) -> None:
         """Read ``stream``'s events into its partial response: all of it, until ``until`` is in
         the body, or until the body has ``size`` bytes."""
@@ -386,6 +415,8 @@ class HTTP2Connection:
 
         def wanted() -> bool:
             nonlocal searched
+            if head:
+                return partial.status != 0
             if size is not None:
                 return len(partial.body) >= size
             if until is None:
@@ -415,7 +446,9 @@ class HTTP2Connection:
                     partial.complete = True
         except TimeoutError:
             waited = (
-                f"{size} body bytes"
+                "response head"
+                if head
+                else f"{size} body bytes"
                 if size is not None
                 else f"{until!r} in the body"
                 if until is not None
@@ -434,6 +467,12 @@ class HTTP2Connection:
                 f"stream {stream.stream_id} ended before {until!r} arrived; "
                 f"body {bytes(partial.body)[:300]!r}"
             )
+
+    def pushed(self, push: h2.events.PushedStreamReceived) -> HTTP2Stream:
+        """The stream a PUSH_PROMISE opened, to read the pushed response from."""
+        stream = HTTP2Stream(self, push.pushed_stream_id or 0, list(push.headers or []))
+        stream._partial.start = 0
+        return stream
 
     async def exchange(self, request: Request, *, timeout: float) -> Response:
         stream = await self.start(request)

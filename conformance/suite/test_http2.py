@@ -9,18 +9,26 @@ in the connection's transcript, which a failure quotes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 
 from conformance import _steps as steps
+from conformance import _ws_steps as ws_steps
 from conformance import requirement
 from conformance._batch import Scenario, scenario, scenarios
 from conformance._probe import Probe, expect
 from conformance._timing import units
+from conformance._verdicts import Unsupported
 from conformance.clients import ClientError, Request
 from conformance.clients.http2 import HTTP2Connection, HTTP2Stream
+
+
+#: SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 section 6.5.2).
+MAX_CONCURRENT_STREAMS = 0x3
 
 
 Fields = list[tuple[bytes, bytes]]
@@ -231,8 +239,11 @@ async def _reset_one_of_two(asgi: Probe) -> tuple[Any, bytes | str]:
 
 @scenarios(__name__)
 def _scenarios() -> dict[str, Scenario]:
-    """One reset serves both of its rows (conformance/_batch.py)."""
-    return {"reset": _reset_one_of_two}
+    """One reset serves both of its rows; the malformed requests' bounds overlap (conformance/_batch.py)."""
+    found: dict[str, Scenario] = {"reset": _reset_one_of_two}
+    for name in MALFORMED:
+        found[f"malformed {name}"] = functools.partial(_refusal, name=name)
+    return found
 
 
 @requirement("h2.reset.disconnect")
@@ -294,27 +305,66 @@ async def test_connection_fields_are_not_sent(asgi: Probe) -> None:
 # -- malformed requests (RFC 9113 8.1.1): never served ----------------------------------------
 
 
-async def _malformed(
-    asgi: Probe, build: Callable[[Fields], Sequence[tuple[bytes, bytes]]], what: str
-) -> None:
-    """Send the field block ``build(probe_fields)``; the app must not be called.
+#: Malformed field blocks (RFC 9113 8.1.1): what each sends, and how it is built from the
+#: column's pseudo-header fields and the probe's fields.
+MALFORMED: dict[str, tuple[str, Callable[[Fields, Fields], Fields]]] = {
+    "connection-field": (
+        "GET / with a connection: keep-alive field",
+        lambda pseudo, probe: [*pseudo, *probe, (b"connection", b"keep-alive")],
+    ),
+    "uppercase-name": (
+        "GET / with an upper-case field name X-Upper",
+        lambda pseudo, probe: [*pseudo, *probe, (b"X-Upper", b"1")],
+    ),
+    "pseudo-after-regular": (
+        "GET with :path after the regular fields",
+        lambda pseudo, probe: [*pseudo[:3], *probe, (b":path", b"/")],
+    ),
+    "te-not-trailers": (
+        "GET / with te: gzip",
+        lambda pseudo, probe: [*pseudo, *probe, (b"te", b"gzip")],
+    ),
+    "duplicate-pseudo": (
+        "GET with two :path fields",
+        lambda pseudo, probe: [*pseudo, (b":path", b"/other"), *probe],
+    ),
+    "response-pseudo": (
+        "GET with a :status pseudo-header",
+        lambda pseudo, probe: [*pseudo, (b":status", b"200"), *probe],
+    ),
+    "empty-path": (
+        "GET with an empty :path",
+        lambda pseudo, probe: [*pseudo[:3], (b":path", b""), *probe],
+    ),
+}
 
-    A reset of the stream, a GOAWAY or a 4xx are all a refusal; only the app's
-    being called with the request is a failure.
+
+async def _refusal(asgi: Probe, name: str) -> tuple[bool, str]:
+    """Send malformed field block ``name``: whether the app was called, and what came back.
+
+    A scenario (conformance/_batch.py): a server that leaves the stream open makes
+    the client wait out its bound, and the seven bounds overlap.
     """
     rid = asgi.new_rid()
-    probe = asgi.probe_headers(rid, "echo")
+    _, build = MALFORMED[name]
     async with await _connection(asgi) as connection:
-        fields = build(probe)
         try:
-            stream = await connection.start(Request(), raw=fields)
+            stream = await connection.start(
+                Request(), raw=build(_pseudo(asgi), asgi.probe_headers(rid, "echo"))
+            )
             answer = f"status {(await stream.read_response(timeout=units(3))).status}"
         except ClientError as exc:
             answer = str(exc)[:160]
     calls = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "call", units(0.5), 1)
+    return bool(calls), answer
+
+
+async def _malformed(asgi: Probe, name: str) -> None:
+    """The app must not be called: a reset, a GOAWAY or a 4xx are all a refusal."""
+    called, answer = await scenario(asgi, __name__, f"malformed {name}")
     expect(
-        not calls,
-        sent=what,
+        not called,
+        sent=MALFORMED[name][0],
         expected="the stream reset or refused; the app never called",
         observed=f"the app was called with it ({answer})",
     )
@@ -324,31 +374,19 @@ async def _malformed(
 @requirement("h2.malformed.connection-field")
 async def test_connection_field_is_refused(asgi: Probe) -> None:
     """A request carrying connection: keep-alive is malformed: the app is never called."""
-    await _malformed(
-        asgi,
-        lambda probe: [*_pseudo(asgi), *probe, (b"connection", b"keep-alive")],
-        "GET / with a connection: keep-alive field",
-    )
+    await _malformed(asgi, "connection-field")
 
 
 @requirement("h2.malformed.uppercase-name")
 async def test_uppercase_field_name_is_refused(asgi: Probe) -> None:
     """A request with the field name X-Upper is malformed: the app is never called."""
-    await _malformed(
-        asgi,
-        lambda probe: [*_pseudo(asgi), *probe, (b"X-Upper", b"1")],
-        "GET / with an upper-case field name X-Upper",
-    )
+    await _malformed(asgi, "uppercase-name")
 
 
 @requirement("h2.malformed.pseudo-after-regular")
 async def test_pseudo_after_regular_is_refused(asgi: Probe) -> None:
     """A request with :path after a regular field is malformed: the app is never called."""
-    await _malformed(
-        asgi,
-        lambda probe: [*_pseudo(asgi)[:3], *probe, (b":path", b"/")],
-        "GET with :path after the regular fields",
-    )
+    await _malformed(asgi, "pseudo-after-regular")
 
 
 @requirement("h2.malformed.content-length-mismatch")
@@ -381,3 +419,326 @@ async def test_short_body_is_never_complete(asgi: Probe) -> None:
         observed=f"the app got {events!r}",
     )
     asgi.observe(f"the app got {events!r}" if found else "the app was never called")
+
+
+@requirement("h2.malformed.te-not-trailers")
+async def test_te_other_than_trailers_is_refused(asgi: Probe) -> None:
+    """A request with te: gzip is malformed: the app is never called."""
+    await _malformed(asgi, "te-not-trailers")
+
+
+@requirement("h2.malformed.duplicate-pseudo")
+async def test_duplicate_path_is_refused(asgi: Probe) -> None:
+    """A request with :path / and :path /other is malformed: the app is never called."""
+    await _malformed(asgi, "duplicate-pseudo")
+
+
+@requirement("h2.malformed.response-pseudo")
+async def test_status_in_a_request_is_refused(asgi: Probe) -> None:
+    """A request carrying :status 200 is malformed: the app is never called."""
+    await _malformed(asgi, "response-pseudo")
+
+
+@requirement("h2.malformed.empty-path")
+async def test_empty_path_is_refused(asgi: Probe) -> None:
+    """A GET with :path "" is malformed: the app is never called."""
+    await _malformed(asgi, "empty-path")
+
+
+async def _body_events(
+    asgi: Probe, rid: str, what: str, drive: Callable[[HTTP2Stream], Any]
+) -> list[Any]:
+    """POST 1000 announced bytes whose stream ``drive`` ends its own way; the app's events."""
+    script = [steps.read_body(units(2))]
+    probe = asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
+    async with await _connection(asgi) as connection:
+        fields = [(b":method", b"POST"), *_pseudo(asgi)[1:], *probe, (b"content-length", b"10")]
+        try:
+            stream = await connection.start(Request(), end=False, raw=fields)
+            await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "call", units(1), 1)
+            await drive(stream)
+            await stream.read_response(timeout=units(3))
+        except ClientError:
+            pass
+    found = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3), 1)
+    events: list[Any] = (found[0]["timeline"][0].get("result") or []) if found else []
+    return events
+
+
+def _complete(events: list[Any]) -> list[Any]:
+    return [
+        e for e in events
+        if isinstance(e, dict) and e.get("type") == "http.request" and not e.get("more_body")
+    ]  # fmt: skip
+
+
+@requirement("h2.malformed.pseudo-in-trailers")
+async def test_pseudo_header_in_trailers_is_never_complete(asgi: Probe) -> None:
+    """10 body bytes, then trailers with :path: the app never gets the request as complete."""
+
+    async def drive(stream: HTTP2Stream) -> None:
+        await stream.send_body(b"0123456789")
+        await stream.send_trailers([(b":path", b"/late"), (b"x-t", b"1")])
+
+    events = await _body_events(asgi, asgi.new_rid(), "pseudo trailers", drive)
+    expect(
+        not _complete(events),
+        sent="POST, content-length: 10, the 10 bytes, then trailers holding :path",
+        expected="no http.request with more_body False (the request is malformed)",
+        observed=f"the app got {events!r}",
+    )
+
+
+@requirement("h2.reset.mid-upload")
+async def test_reset_mid_upload_gives_disconnect(asgi: Probe) -> None:
+    """5 of 10 announced body bytes, then RST_STREAM: http.disconnect, never more_body False."""
+
+    async def drive(stream: HTTP2Stream) -> None:
+        await stream.send_body(b"01234")
+        await stream.reset()
+
+    events = await _body_events(asgi, asgi.new_rid(), "reset", drive)
+    if not events:
+        asgi.observe("the app was never given the request (the server waits for the whole body)")
+        return
+    last = events[-1]
+    expect(
+        not _complete(events) and isinstance(last, dict) and last.get("type") == "http.disconnect",
+        sent="POST, content-length: 10, 5 bytes, then RST_STREAM (CANCEL)",
+        expected="http.disconnect, and no http.request with more_body False",
+        observed=f"the app got {events!r}",
+    )
+
+
+#: Streams opened at once by the many-streams check (fewer if the server allows fewer).
+MANY = 32
+
+
+@requirement("h2.streams.many")
+async def test_many_concurrent_streams_are_all_answered(asgi: Probe) -> None:
+    """32 GETs at once on one connection (or the server's MAX_CONCURRENT_STREAMS): all answered."""
+    async with await _connection(asgi) as connection:
+        await connection.exchange(
+            Request(headers=asgi.probe_headers(asgi.new_rid(), "echo")), timeout=units(3)
+        )
+        allowed = connection.remote_settings.get(MAX_CONCURRENT_STREAMS, MANY)
+        count = min(MANY, allowed)
+        streams = [
+            await connection.start(Request(headers=asgi.probe_headers(asgi.new_rid(), "echo")))
+            for _ in range(count)
+        ]
+        answers: list[str] = []
+
+        async def read(stream: HTTP2Stream) -> None:
+            try:
+                answers.append(str((await stream.read_response(timeout=units(5))).status))
+            except ClientError as exc:
+                answers.append(type(exc).__name__)
+
+        async with anyio.create_task_group() as tasks:
+            for stream in streams:
+                tasks.start_soon(read, stream)
+    wrong = [a for a in answers if a != "200"]
+    expect(
+        not wrong,
+        sent=f"{count} GETs at once on one connection (MAX_CONCURRENT_STREAMS {allowed})",
+        expected="200 on every stream",
+        observed=f"{len(wrong)} not 200: {sorted(set(wrong))}",
+    )
+
+
+@requirement("h2.cookie.crumbs")
+async def test_how_cookie_crumbs_arrive(asgi: Probe) -> None:
+    """Records whether cookie: a=1 and cookie: b=2 arrive separate or joined."""
+    scope = await _scope_for(asgi, [*_pseudo(asgi), (b"cookie", b"a=1"), (b"cookie", b"b=2")])
+    cookies = _values(scope, b"cookie")
+    if cookies == [b"a=1; b=2"]:
+        asgi.observe("joined with '; ' (RFC 9113 8.2.3)")
+    elif sorted(cookies) == [b"a=1", b"b=2"]:
+        asgi.observe("kept as two fields")
+    else:
+        asgi.observe(f"arrived as {cookies!r}")
+
+
+@requirement("h2.request.trailers")
+async def test_what_request_trailers_become(asgi: Probe) -> None:
+    """Records what the app gets of a body followed by trailer fields; the body must be intact."""
+    rid = asgi.new_rid()
+    script = [steps.digest_body(units(2)), steps.start(200), steps.body(b"ok")]
+    probe = asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
+    async with await _connection(asgi) as connection:
+        fields = [(b":method", b"POST"), *_pseudo(asgi)[1:], *probe, (b"te", b"trailers")]
+        stream = await connection.start(Request(), end=False, raw=fields)
+        await stream.send_body(BODY)
+        await stream.send_trailers([(b"x-checksum", b"abc")])
+        try:
+            status = f"status {(await stream.read_response(timeout=units(3))).status}"
+        except ClientError as exc:
+            status = str(exc)[:100]
+    found = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "script", units(3), 1)
+    digest = found[0]["timeline"][0].get("result") if found else None
+    intact = isinstance(digest, dict) and digest.get("sha256") == hashlib.sha256(BODY).hexdigest()
+    expect(
+        intact,
+        sent=f"POST with body {BODY!r} and trailers x-checksum: abc",
+        expected="the body alone, intact",
+        observed=f"the app's body: {digest!r}; {status}",
+    )
+    calls = [r for r in asgi.server.channel.records(rid) if r.get("kind") == "call"]
+    in_scope = bool(calls) and any(k == b"x-checksum" for k, _ in _pairs(calls[0]["scope"]))
+    asgi.observe(
+        f"body intact; the trailer {'is in the scope headers' if in_scope else 'is not given'}"
+    )
+
+
+#: The body of the request-trailers check.
+BODY = b"the-body"
+
+
+def _pairs(scope: dict[str, Any]) -> list[tuple[Any, Any]]:
+    return [(h[0], h[1]) for h in scope.get("headers", [])]
+
+
+@requirement("h2.push.promise")
+async def test_push_sends_a_promise_and_serves_it(asgi: Probe) -> None:
+    """http.response.push of /pushed: a PUSH_PROMISE with our :authority, then a new app call's 200."""
+    scope = await asgi.scope_of()
+    if "http.response.push" not in (scope.get("extensions") or {}):
+        raise Unsupported("the scope does not advertise http.response.push")
+    pushed_rid = asgi.new_rid()
+    push_headers = [[b"x-probe", b"echo"], [b"x-probe-rid", pushed_rid.encode()]]
+    script = [
+        steps.read_body(),
+        steps.start(200, [(b"content-length", b"2")]),
+        steps.send({"type": "http.response.push", "path": "/pushed", "headers": push_headers}),
+        steps.body(b"ok"),
+    ]
+    rid = asgi.new_rid()
+    probe = asgi.probe_headers(rid, "script", {"script": steps.encode_script(script)})
+    async with await _connection(asgi) as connection:
+        stream = await connection.start(Request(), raw=[*_pseudo(asgi, b"push.test"), *probe])
+        response = await stream.read_response(timeout=units(3))
+        promises = list(connection.pushes)
+        fields = {k: v for k, v in (promises[0].headers or [])} if promises else {}
+        status: int | str = "no pushed response"
+        if promises:
+            try:
+                status = (
+                    await connection.pushed(promises[0]).read_response(timeout=units(3))
+                ).status
+            except ClientError as exc:
+                status = str(exc)[:100]
+    called = await anyio.to_thread.run_sync(
+        asgi.server.channel.wait_for, pushed_rid, "call", units(2), 1
+    )
+    expect(
+        bool(promises)
+        and fields.get(b":path") == b"/pushed"
+        and fields.get(b":authority") == b"push.test"
+        and status == 200
+        and bool(called),
+        sent="start(200), http.response.push of /pushed, body 'ok', to a client that allows push",
+        expected="a PUSH_PROMISE for /pushed with :authority push.test, and a 200 served by a new app call",
+        observed=f"response {response.status}; promises {[dict(p.headers or []) for p in promises]!r}; "
+        f"pushed response {status}; pushed app called: {bool(called)}",
+    )
+
+
+# -- WebSocket over HTTP/2 (RFC 8441) ----------------------------------------------------------
+
+#: SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 section 3).
+ENABLE_CONNECT_PROTOCOL = 0x8
+
+
+async def _websocket_stream(
+    asgi: Probe, connection: HTTP2Connection, script: list[dict[str, Any]]
+) -> tuple[str, HTTP2Stream, int | str]:
+    """Open a WebSocket on a stream by extended CONNECT; its rid, the stream, the status (or why not).
+
+    Unsupported when the server's SETTINGS do not offer extended CONNECT.
+    """
+    await connection.exchange(
+        Request(headers=asgi.probe_headers(asgi.new_rid(), "echo")), timeout=units(3)
+    )
+    if connection.remote_settings.get(ENABLE_CONNECT_PROTOCOL) != 1:
+        raise Unsupported("the server's SETTINGS do not offer extended CONNECT (RFC 8441)")
+    rid = asgi.new_rid()
+    probe = asgi.probe_headers(rid, "websocket", {"script": steps.encode_script(script)})
+    fields = [
+        (b":method", b"CONNECT"),
+        (b":protocol", b"websocket"),
+        *_pseudo(asgi)[1:],
+        (b"sec-websocket-version", b"13"),
+        *probe,
+    ]
+    stream = await connection.start(Request(method=b"CONNECT"), end=False, raw=fields)
+    try:
+        status: int | str = await stream.read_head(timeout=units(3))
+    except ClientError as exc:
+        status = str(exc)[:200]
+    return rid, stream, status
+
+
+@requirement("h2.websocket.extended-connect")
+async def test_extended_connect_is_accepted_where_advertised(asgi: Probe) -> None:
+    """With ENABLE_CONNECT_PROTOCOL in its SETTINGS, a WebSocket CONNECT the app accepts gets 200."""
+    async with await _connection(asgi) as connection:
+        _, _, status = await _websocket_stream(
+            asgi, connection, [ws_steps.connect(), ws_steps.accept(), ws_steps.close()]
+        )
+    expect(
+        status == 200,
+        sent="CONNECT :protocol websocket to an app that accepts, after SETTINGS offered it",
+        expected="200 on the stream",
+        observed=f"{status}",
+    )
+
+
+@requirement("h2.websocket.scope")
+async def test_websocket_over_h2_scope_says_http_2(asgi: Probe) -> None:
+    """The scope of a WebSocket over HTTP/2 has type "websocket" and http_version "2"."""
+    async with await _connection(asgi) as connection:
+        rid, _, status = await _websocket_stream(
+            asgi, connection, [ws_steps.connect(), ws_steps.accept(), ws_steps.close()]
+        )
+    calls = await anyio.to_thread.run_sync(asgi.server.channel.wait_for, rid, "call", units(2), 1)
+    scope = calls[0]["scope"] if calls else {}
+    got = (scope.get("type"), scope.get("http_version"))
+    expect(
+        got == ("websocket", "2"),
+        sent="CONNECT :protocol websocket",
+        expected="a websocket scope with http_version '2'",
+        observed=f"{got} (the stream got {status})" if calls else f"no app call ({status})",
+    )
+
+
+@requirement("h2.websocket.echo")
+async def test_websocket_over_h2_carries_messages(asgi: Probe) -> None:
+    """A text message on the CONNECT stream reaches the app, and its echo comes back."""
+    from wsproto.connection import Connection as Frames
+    from wsproto.connection import ConnectionType
+    from wsproto.events import TextMessage
+
+    script = [ws_steps.connect(), ws_steps.accept(), ws_steps.echo(units(2))]
+    got: list[str] = []
+    async with await _connection(asgi) as connection:
+        _, stream, status = await _websocket_stream(asgi, connection, script)
+        if status != 200:
+            expect(False, sent="CONNECT :protocol websocket", expected="200", observed=f"{status}")
+        frames = Frames(ConnectionType.CLIENT)
+        await stream.send_body(frames.send(TextMessage(data="over-h2")))
+        seen = 0
+        try:
+            while not got:
+                total = await stream.read_bytes(seen + 1, timeout=units(3))
+                frames.receive_data(stream.received_body()[seen:total])
+                seen = total
+                got += [e.data for e in frames.events() if isinstance(e, TextMessage)]
+        except ClientError as exc:
+            got.append(f"<{str(exc)[:120]}>")
+    expect(
+        got == ["over-h2"],
+        sent="a text message 'over-h2' on the WebSocket stream",
+        expected="the echo 'over-h2'",
+        observed=repr(got),
+    )

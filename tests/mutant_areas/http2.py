@@ -144,6 +144,100 @@ def truncated_body_completed(app: ASGIApp) -> ASGIApp:
     return mutant
 
 
+def streams_capped(app: ASGIApp) -> ASGIApp:
+    """More than 8 requests in flight from one client are refused with 503, whatever the
+    SETTINGS promised (www.rst "HTTP": each request is given to the app)."""
+    in_flight: dict[object, int] = {}
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await app(scope, receive, send)
+            return
+        client = tuple(scope.get("client") or ())
+        if in_flight.get(client, 0) >= 8:
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        in_flight[client] = in_flight.get(client, 0) + 1
+        try:
+            await app(scope, receive, send)
+        finally:
+            in_flight[client] -= 1
+
+    return mutant
+
+
+def cookies_split(headers: Headers) -> Headers:
+    """Cookie crumbs reach the app as separate fields though the server joins them (www.rst
+    "HTTP Connection Scope"; RFC 9113 section 8.2.3 asks for one field joined by "; ")."""
+    out: Headers = []
+    for name, value in headers:
+        if name == b"cookie":
+            out.extend((name, crumb) for crumb in value.split(b"; "))
+        else:
+            out.append((name, value))
+    return out
+
+
+def trailer_in_headers(scope: Scope) -> None:
+    """A request's trailer field is reported among its headers (www.rst "Request - receive event"
+    has no trailers; a server that exposes them this way is recorded)."""
+    if scope.get("method") == "POST":
+        scope["headers"] = [*scope["headers"], (b"x-checksum", b"abc")]
+
+
+def push_ignored(app: ASGIApp) -> ASGIApp:
+    """http.response.push is advertised, then dropped: no PUSH_PROMISE (extensions.rst "HTTP/2
+    Server Push": the server should attempt the push)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        async def mutated(message: Message) -> None:
+            if message.get("type") != "http.response.push":
+                await send(message)
+
+        await app(scope, receive, mutated)
+
+    return mutant
+
+
+def websocket_over_h2_refused(app: ASGIApp) -> ASGIApp:
+    """WebSockets over HTTP/2 are closed before accept though SETTINGS offer extended CONNECT
+    (www.rst "WebSocket"; RFC 8441 section 3)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") == "websocket" and scope.get("http_version") == "2":
+            await receive()
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        await app(scope, receive, send)
+
+    return mutant
+
+
+def websocket_over_h2_as_11(scope: Scope) -> None:
+    """A WebSocket over HTTP/2 is reported as http_version "1.1" (www.rst "Websocket Connection
+    Scope": one of "1.1" or "2")."""
+    if scope.get("http_version") == "2":
+        scope["http_version"] = "1.1"
+
+
+def websocket_messages_dropped(app: ASGIApp) -> ASGIApp:
+    """The client's WebSocket messages over HTTP/2 never reach the app (www.rst "Receive -
+    receive event")."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        async def mutated() -> Message:
+            while True:
+                message = await receive()
+                if message.get("type") != "websocket.receive":
+                    return message
+
+        deaf = scope.get("type") == "websocket" and scope.get("http_version") == "2"
+        await app(scope, mutated if deaf else receive, send)
+
+    return mutant
+
+
 def lenient(app: ASGIApp) -> ASGIApp:
     """Malformed HTTP/2 requests reach the app: the h2 library's inbound validation is off, as in
     a server with a parser of its own (RFC 9113 section 8.1.1; www.rst "HTTP Connection Scope")."""
@@ -190,11 +284,31 @@ MUTANTS: dict[str, Mutant] = {
             "h2.malformed.connection-field",
             "h2.malformed.uppercase-name",
             "h2.malformed.pseudo-after-regular",
+            "h2.malformed.te-not-trailers",
+            "h2.malformed.duplicate-pseudo",
+            "h2.malformed.response-pseudo",
+            "h2.malformed.empty-path",
+            "h2.malformed.pseudo-in-trailers",
         ),
         ("h2.scope.http-version",),
         lenient_h2=True,
     ),
     "h2-truncated-completed": _h2(
-        truncated_body_completed, ("h2.malformed.content-length-mismatch",), lenient_h2=True
+        truncated_body_completed,
+        ("h2.malformed.content-length-mismatch", "h2.reset.mid-upload"),
+        lenient_h2=True,
+    ),
+    "h2-streams-capped": _h2(streams_capped, ("h2.streams.many",), ("h2.scope.http-version",)),
+    "h2-cookies-split": _h2(on_headers(cookies_split), ("h2.cookie.crumbs",)),
+    "h2-trailer-in-headers": _h2(on_scope(trailer_in_headers), ("h2.request.trailers",)),
+    "h2-push-ignored": _h2(push_ignored, ("h2.push.promise",)),
+    "h2-websocket-refused": _h2(websocket_over_h2_refused, ("h2.websocket.extended-connect",)),
+    "h2-websocket-as-11": _h2(
+        on_scope(websocket_over_h2_as_11, "websocket"),
+        ("h2.websocket.scope",),
+        ("h2.websocket.extended-connect",),
+    ),
+    "h2-websocket-deaf": _h2(
+        websocket_messages_dropped, ("h2.websocket.echo",), ("h2.websocket.extended-connect",)
     ),
 }
