@@ -20,7 +20,7 @@ import anyio
 
 from conformance import _steps as steps
 from conformance import requirement
-from conformance._batch import Scenario, scenario, scenarios
+from conformance._batch import Scenario, ahead, scenario, scenarios
 from conformance._probe import Exchange, Probe, expect
 from conformance._timing import units
 from conformance._verdicts import Unsupported
@@ -171,6 +171,7 @@ LINKS = [b"</style.css>; rel=preload; as=style", b"</script.js>; rel=preload; as
 
 
 @requirement("ext.early-hint")
+@ahead
 async def test_early_hint_precedes_an_intact_response(asgi: Probe) -> None:
     """A 103 (if sent) carries one Link per link and precedes the intact final response."""
     await _require(asgi, EARLY_HINT)

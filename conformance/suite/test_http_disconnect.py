@@ -354,6 +354,7 @@ def _version(scope: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
 
 
 @requirement("http.disconnect.send-after-close")
+@ahead
 async def test_send_after_client_left_follows_declared_spec_version(asgi: Probe) -> None:
     """send() after the client left raises an OSError subclass from spec_version 2.4, below it returns quietly."""
     try:
@@ -397,6 +398,7 @@ async def test_send_after_client_left_follows_declared_spec_version(asgi: Probe)
 
 
 @requirement("http.disconnect.send-error-contained")
+@ahead
 async def test_server_survives_send_error_escaping_the_app(asgi: Probe) -> None:
     """A send-after-close error the app lets propagate leaves the server serving the next request."""
     try:
