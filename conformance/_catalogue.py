@@ -36,10 +36,26 @@ SPEC_DOCUMENTS: Mapping[str, str] = {
     "ext": "https://asgi.readthedocs.io/en/latest/extensions.html",
 }
 
+#: The vendored spec documents (``catalogue/spec/``), by the same short names.
+SPEC_FILES: Mapping[str, str] = {
+    "asgi": "asgi.rst",
+    "www": "www.rst",
+    "lifespan": "lifespan.rst",
+    "tls": "tls.rst",
+    "ext": "extensions.rst",
+}
+
+
+def spec_text(spec: str) -> str:
+    """The source of spec document ``spec`` (a key of :data:`SPEC_FILES`), as shipped."""
+    source = resources.files("conformance") / "catalogue" / "spec" / SPEC_FILES[spec]
+    return source.read_text(encoding="utf-8")
+
+
 _ID = re.compile(r"^[a-z0-9]+(\.[a-z0-9][a-z0-9.-]*)+$")
 _FIELDS = ("id", "title", "spec", "section", "level", "since", "rationale")
 #: Fields a requirement may add: the one protocol it exists for, whether only over TLS.
-_OPTIONAL = ("protocol", "tls")
+_OPTIONAL = ("protocol", "tls", "quote", "ungraded")
 #: The protocol families a requirement may be limited to, and the wires of each.
 PROTOCOLS: Mapping[str, frozenset[str]] = {
     "http/1": frozenset({"http/1.1"}),
@@ -63,6 +79,11 @@ class Requirement:
     #: True: only on TLS columns (``scheme`` ``https``, the ``tls`` extension); False: only
     #: on cleartext ones (``scheme`` ``http``); None: on both.
     tls: bool | None = None
+    #: The spec's own sentence the row enforces, verbatim (whitespace collapsed): why it is its level.
+    quote: str = ""
+    #: For an ``info`` row whose sentence says must or should: why the row records instead
+    #: (another row grades the sentence, or it binds the app).
+    ungraded: str = ""
 
     def applies(self, wire: str, tls: bool) -> bool:
         """Whether a column speaking ``wire`` (over TLS if ``tls``) has this requirement at all.
@@ -125,6 +146,8 @@ def _parse(
         rationale=entry["rationale"],
         protocol=protocol,
         tls=tls,
+        quote=entry.get("quote", ""),
+        ungraded=entry.get("ungraded", ""),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +41,25 @@ class _Cell:
     verdict: Verdict = Verdict.PASS
     findings: list[tuple[Verdict, str, str]] = field(default_factory=list)
     log: str = ""
+    #: The reproducer of the worst fail or warn finding (see conformance/_reproducer.py).
+    reproducer: dict[str, str] | None = None
 
-    def add(self, verdict: Verdict, detail: str, check: str, log: str) -> None:
-        if not self.findings or verdict.severity > self.verdict.severity:
+    def add(
+        self,
+        verdict: Verdict,
+        detail: str,
+        check: str,
+        log: str,
+        reproducer: dict[str, str] | None = None,
+    ) -> None:
+        worse = not self.findings or verdict.severity > self.verdict.severity
+        if worse:
             self.verdict = verdict
         self.findings.append((verdict, check, detail))
         if log and verdict.severity >= Verdict.WARN.severity:
             self.log = log
+        if reproducer and (worse or self.reproducer is None):
+            self.reproducer = reproducer
 
     def to_json(self) -> dict[str, Any]:
         # The worst findings first: they explain the verdict.
@@ -65,6 +78,8 @@ class _Cell:
         }
         if self.log:
             result["log"] = self.log
+        if self.reproducer and self.verdict in (Verdict.FAIL, Verdict.WARN):
+            result["reproducer"] = self.reproducer
         return result
 
 
@@ -92,10 +107,11 @@ class MatrixBuilder:
         detail: str,
         check: str,
         log: str = "",
+        reproducer: dict[str, str] | None = None,
     ) -> None:
         self.servers.setdefault(target, {"name": target})
         row = self.cells.setdefault(target, {})
-        row.setdefault(requirement, _Cell()).add(verdict, detail, check, log)
+        row.setdefault(requirement, _Cell()).add(verdict, detail, check, log, reproducer)
 
     def build(self) -> dict[str, Any]:
         known = catalogue()
@@ -206,6 +222,29 @@ def _md(text: str) -> str:
     return " ".join(out.splitlines())
 
 
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backquotes in ``text`` (a server wrote some of it)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _reproducer_lines(repro: Mapping[str, str] | None) -> list[str]:
+    """A finding's reproducer, as indented blocks under its list item."""
+    if not repro:
+        return []
+    lines = [f"  <details><summary>reproducer ({_md(repro['wire'])})</summary>", ""]
+    for label, text, language in (
+        ("request", repro["request"], ""),
+        ("app", repro["app"], "python"),
+    ):
+        fence = _fence(text)
+        lines += [f"  {label}:", "", f"  {fence}{language}"]
+        lines += [f"  {line}" for line in text.splitlines()]
+        lines += [f"  {fence}", ""]
+    lines += ["  </details>", ""]
+    return lines
+
+
 def render_markdown(matrix: Mapping[str, Any]) -> str:
     servers = list(matrix["results"])
     lines = ["# ASGI conformance matrix", ""]
@@ -256,6 +295,7 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         lines.append("")
         for rid, cell in findings:
             lines.append(f"- **{cell['verdict']}** `{rid}`: {_md(cell['detail'])}")
+            lines.extend(_reproducer_lines(cell.get("reproducer")))
         lines.append("")
     tallies = []
     for server in servers:

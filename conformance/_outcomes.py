@@ -21,6 +21,7 @@ import pytest
 
 from conformance._catalogue import requirement
 from conformance._probe import Probe, ServerUnderTest
+from conformance._reproducer import reproducer
 from conformance._verdicts import ConformanceFailure, Unsupported, Verdict, verdict_for
 
 
@@ -78,6 +79,11 @@ def judge_report(
     else:
         verdict, detail = _judge_call(item, excinfo, req.level)
     log = _log_excerpt(item) if verdict.severity >= Verdict.WARN.severity else ""
+    repro = None
+    probe = item.funcargs.get("asgi") if hasattr(item, "funcargs") else None
+    if verdict in (Verdict.FAIL, Verdict.WARN) and isinstance(probe, Probe):
+        made = reproducer(probe.sent, detail)
+        repro = made.to_json() if made is not None else None
     report.user_properties.extend(
         [
             ("asgi.requirement", req.id),
@@ -86,6 +92,7 @@ def judge_report(
             ("asgi.detail", detail),
             ("asgi.check", item.name.split("[", 1)[0]),
             ("asgi.log", log),
+            ("asgi.reproducer", repro),
         ]
     )
     server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None

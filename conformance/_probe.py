@@ -26,10 +26,11 @@ from conformance import _boots
 from conformance._batch import Batch
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._profiles import Target
+from conformance._reproducer import Sent
 from conformance._sidechannel import Observation, SideChannel
 from conformance._steps import encode_script
 from conformance._timing import units
-from conformance._verdicts import ConformanceFailure, HarnessError, Unsupported
+from conformance._verdicts import ConformanceFailure, HarnessError, Refused, Unsupported
 from conformance.clients import (
     ClientError,
     Connection,
@@ -212,6 +213,12 @@ class Exchange:
     request: Request
     response: Response
     channel: SideChannel
+    #: Why the server may refuse this request without breaking the spec ("" if it may not).
+    refusable: str = ""
+
+    def refused(self) -> None:
+        """Raise :class:`Refused` if the spec lets the server refuse this request and it did."""
+        refusal(self.channel, self.rid, self.request, self.response.status, self.refusable)
 
     def observations(
         self, kind: str, count: int = 1, timeout: float | None = None
@@ -235,12 +242,25 @@ class Exchange:
         """The scope the app was called with; a failure if the app was never called."""
         calls = self.observations("call")
         if not calls:
+            self.refused()
             raise ConformanceFailure(
                 f"the probe app was never called for {describe_request(self.request)}; "
                 f"the server answered {self.response.status} {self.response.body[:200]!r}"
             )
         scope: dict[str, Any] = calls[0]["scope"]
         return scope
+
+
+def refusal(channel: SideChannel, rid: str, request: Request, status: int, reason: str) -> None:
+    """Raise :class:`Refused` when the server answered ``status`` >= 400 without calling the
+    app, for a request the spec does not oblige it to accept (``reason`` says why; "" means
+    it must accept, and nothing is raised): nothing was learnt about the rule."""
+    # The app's report travels apart from the response: a moment for it, on this path only.
+    if reason and status >= 400 and not channel.wait_for(rid, "call", units(1), 1):
+        raise Refused(
+            f"the server refused {describe_request(request)} with {status} "
+            f"before the app was called; {reason}"
+        )
 
 
 #: The response of an exchange whose response the check has not read (yet).
@@ -373,6 +393,8 @@ class Probe:
     log_offsets: dict[int, int] = field(default_factory=dict)
     #: The requests this check sent through :meth:`send`, as wire evidence.
     exchanges: list[Exchange] = field(default_factory=list)
+    #: Everything the check sent, in order, for a failing cell's reproducer.
+    sent: list[Sent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for instance in self.server.instances():
@@ -458,6 +480,7 @@ class Probe:
             body=body,
         )
         connection = await self.open(config, timeout=timeout, client_cert=client_cert)
+        self.sent.append(Sent(self.wire, request))
         try:
             stream = await connection.start(request, end=end)
         except BaseException:
@@ -480,9 +503,11 @@ class Probe:
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
-        return await RawHTTP1Connection.open(
+        connection = await RawHTTP1Connection.open(
             server.host, server.port, timeout=bound, tls=server.client_tls()
         )
+        self.sent.append(Sent("http/1.1", raw=lambda: bytes(connection.sent)))
+        return connection
 
     async def websocket(
         self,
@@ -511,6 +536,13 @@ class Probe:
             server.host, server.port, timeout=bound, tls=server.client_tls(wire="http/1.1")
         )
         session = WebSocketSession(rid, client, None, self.server.channel)
+        self.sent.append(
+            Sent(
+                "websocket",
+                raw=lambda: client.handshake_request,
+                frames=lambda: [t for t in client.transcript[1:] if t.startswith(">")],
+            )
+        )
         try:
             await client.send_handshake(
                 target=target,
@@ -549,10 +581,13 @@ class Probe:
         timeout: float | None = None,
         client_cert: bool = False,
         rid: str | None = None,
+        may_refuse: str = "",
     ) -> Exchange:
         """Send one request with the probe headers first, then ``headers`` as given.
 
         It goes over the column's protocol unless ``via`` names another transport.
+        ``may_refuse`` says why the spec lets the server refuse this request: an error
+        status without the app then marks the check's cell refused, never failed.
         """
         if script is not None:
             behaviour = "script"
@@ -571,8 +606,9 @@ class Probe:
         response = await transport(via or self.wire, server.host, server.port, tls=tls).request(
             request, timeout=units(5) if timeout is None else timeout
         )
-        exchange = Exchange(rid, request, response, self.server.channel)
+        exchange = Exchange(rid, request, response, self.server.channel, may_refuse)
         self.exchanges.append(exchange)
+        self.sent.append(Sent(via or self.wire, request))
         return exchange
 
     def wire_evidence(self, last: int = 3, limit: int = 600) -> str:
@@ -602,6 +638,11 @@ class Probe:
                 self.server.channel.wait_for, rid, "call", units(5), 1
             )
             if not calls:
+                if kwargs.get("may_refuse"):
+                    raise Refused(
+                        f"the server ended the request without an answer ({str(exc)[:120]}) "
+                        f"and the app was never called; {kwargs['may_refuse']}"
+                    ) from None
                 raise
             self.observe(f"the response was not usable ({str(exc)[:120]}); the scope was judged")
             scope: dict[str, Any] = calls[0]["scope"]

@@ -47,6 +47,7 @@ class MatrixReporter:
             detail=str(props.get("asgi.detail", "")),
             check=str(props.get("asgi.check", "")),
             log=str(props.get("asgi.log", "")),
+            reproducer=_reproducer(props.get("asgi.reproducer")),
         )
 
     @pytest.hookimpl(trylast=True)
@@ -70,3 +71,10 @@ class MatrixReporter:
             terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"wrote {path}")
+
+
+def _reproducer(value: object) -> dict[str, str] | None:
+    """A report's reproducer property (a plain dict, as xdist carries it), or None."""
+    if not isinstance(value, dict):
+        return None
+    return {str(k): str(v) for k, v in value.items()}

@@ -11,7 +11,7 @@ raised                MUST/optional  SHOULD/MAY      info
 ====================  =============  ==============  ============
 nothing               pass           pass            info
 ConformanceFailure    fail           warn            info
-Unsupported           unsupported    unsupported     unsupported
+Unsupported, Refused  unsupported    unsupported     unsupported
 HarnessError / bug    error          error           error
 ====================  =============  ==============  ============
 
@@ -31,6 +31,7 @@ __all__ = [
     "ConformanceFailure",
     "HarnessError",
     "Level",
+    "Refused",
     "Unsupported",
     "Verdict",
     "verdict_for",
@@ -85,6 +86,11 @@ class ConformanceFailure(Exception):
 
 class Unsupported(Exception):
     """The server does not offer the optional feature (or spec_version) a check needs."""
+
+
+class Refused(Unsupported):
+    """The server refused a request the spec does not oblige it to accept (HTTP/1.0, a
+    target it cannot represent): nothing was learnt about the rule, so it is not judged."""
 
 
 class HarnessError(Exception):

@@ -77,7 +77,7 @@ HTTP_FINDINGS: Mapping[str, Mapping[str, str]] = {
     # receive() waits for ever; and it builds the status line with int(status), so a
     # str status "200" goes out as a 200 instead of raising.
     "hypercorn": {
-        "http.disconnect.repeats": "warn",
+        "http.disconnect.repeats": "fail",
         "http.error.invalid-status": "warn",
     },
 }
@@ -440,3 +440,84 @@ def test_no_process_is_left_behind(mutant_run: MutantRun) -> None:
         time.sleep(0.1)
         left = _processes_with(mutant_run.token)
     assert not left, "processes left behind:\n" + "\n".join(f"{p} {c}" for p, c in left)
+
+
+# -- reproducers: a failing cell's second opinion, run without the harness ----------------------
+
+#: (mutant, requirement, what its failure puts on the wire): the reproducer of that cell,
+#: served by the mutant with nothing of the suite around it, shows the same thing, and the
+#: unmodified runner given the same reproducer does not.
+REPRODUCED = (
+    ("response-values-reencoded", "http.response.headers-exact", b"caf\xc3\xa9", "xc3"),
+    ("status-rewritten", "http.response.status", b"HTTP/1.1 500 ", "500"),
+)
+
+
+def _serve_reproducer(mutant: str, app_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m tests.mutants MUTANT repro:app`` on a free port, once it listens."""
+    import socket
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(app_dir), str(ROOT)])}
+    for _ in range(5):  # the port is free when picked; another process may take it first
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "tests.mutants", mutant, "repro:app", "--port", str(port)]
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20.0
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                return proc, port
+            except OSError:
+                time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    raise AssertionError(f"the {mutant} runner never listened")
+
+
+def _answer(request: bytes, port: int) -> bytes:
+    """The server's bytes for ``request`` until it closes, stops for a second, or 64 KiB."""
+    import socket
+
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as conn:
+        conn.sendall(request)
+        conn.settimeout(1.0)
+        while len(received) < 65536:
+            try:
+                data = conn.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            received += data
+    return received
+
+
+@pytest.mark.parametrize(("name", "rid", "needle", "observed"), REPRODUCED)
+def test_a_reproducer_shows_the_failure_without_the_harness(
+    mutant_run: MutantRun, tmp_path: Path, name: str, rid: str, needle: bytes, observed: str
+) -> None:
+    import ast
+
+    if not _selected(name):
+        pytest.skip(f"not selected by {SELECT_VARIABLE}")
+    cell = mutant_run.cell(mutant_target(name), rid)
+    assert cell["verdict"] == "fail", cell
+    assert observed in cell["detail"], cell["detail"]
+    repro = cell["reproducer"]
+    (tmp_path / "repro.py").write_text(repro["app"], encoding="utf-8")
+    request = ast.literal_eval(repro["request"])
+    answers = {}
+    for server in (name, CONTROL):
+        proc, port = _serve_reproducer(server, tmp_path)
+        try:
+            answers[server] = _answer(request, port)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    assert needle in answers[name], f"the reproducer did not show it: {answers[name]!r}"
+    assert needle not in answers[CONTROL], f"the control shows it too: {answers[CONTROL]!r}"

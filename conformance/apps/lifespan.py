@@ -40,7 +40,10 @@ app's message is what the server printed.  The app observes; the test judges.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import itertools
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -97,6 +100,13 @@ class _Shared:
 _stored: dict[str, Any] = {}
 
 
+#: Which lifespan call of this process a report belongs to: a server running several
+#: application instances in one process (per thread, per event loop) calls each one's
+#: lifespan (lifespan.rst "Scope"), and each call's events are judged on their own.
+_life: contextvars.ContextVar[str] = contextvars.ContextVar("life", default="")
+_lives = itertools.count(1)
+
+
 def _note(kind: str, **fields: Any) -> None:
     emit(
         {
@@ -104,6 +114,7 @@ def _note(kind: str, **fields: Any) -> None:
             "kind": kind,
             "t": time.monotonic(),
             "pid": os.getpid(),
+            "life": _life.get(),
             **fields,
         }
     )
@@ -129,7 +140,8 @@ def _lifespan(startup: str, shutdown: str) -> App:
     """A probe whose lifespan half does ``startup`` and ``shutdown`` (see the module table)."""
 
     async def run_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
-        _note("call", scope=encode(scope))
+        _life.set(f"{os.getpid()}.{next(_lives)}")
+        _note("call", scope=encode(scope), thread=threading.get_ident())
         if startup == "raise-on-scope":
             raise RuntimeError(token("raise-on-scope", _tag()))
         while True:

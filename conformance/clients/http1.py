@@ -39,10 +39,14 @@ _READ_SIZE = 65536
 
 
 def encode_request(request: Request) -> bytes:
-    """The request's bytes: request line, headers as given, ``Host`` and length added if absent."""
+    """The request's bytes: request line, headers as given, ``Host`` and length added if absent.
+
+    HTTP/1.0 requests carry ``Host`` too, as every HTTP/1.0 client in use sends it:
+    a server may refuse a request without one, which says nothing about its scope.
+    """
     names = {name.lower() for name, _ in request.headers}
     headers = list(request.headers)
-    if b"host" not in names and request.http_version != "1.0":
+    if b"host" not in names:
         headers.insert(0, (b"Host", b"localhost"))
     if request.body and b"content-length" not in names and b"transfer-encoding" not in names:
         headers.append((b"Content-Length", str(len(request.body)).encode()))

@@ -146,6 +146,8 @@ class RawWebSocket:
         self._ws = WSConnection(ConnectionType.CLIENT)
         self._events: list[Event] = []
         self._eof = False
+        #: The upgrade request's bytes as written (for a reproducer).
+        self.handshake_request = b""
         self._parts: list[str | bytes] = []
         self._frames = 0
         self.transcript: list[str] = []
@@ -202,6 +204,7 @@ class RawWebSocket:
             extensions=extensions,
         )
         data = self._ws.send(request)
+        self.handshake_request = data + then
         self.transcript.append(f"> GET {target} upgrade, subprotocols {subprotocols or []}")
         await self._write(data + then)
 
@@ -374,6 +377,11 @@ class RawWebSocket:
                 await self._write(self._ws.send(event.response()))
             return Received("close", code=event.code, reason=event.reason or "")
         return None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the server has ended the connection (end of stream seen)."""
+        return self._eof
 
     async def drain(self, timeout: float) -> bytes:
         """Read raw bytes until the server ends the connection or ``timeout`` passes (they join

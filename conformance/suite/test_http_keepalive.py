@@ -19,11 +19,12 @@ import anyio
 from conformance import ConformanceFailure, Unsupported, requirement
 from conformance import _steps as steps
 from conformance._batch import ahead
-from conformance._probe import Probe, expect
+from conformance._probe import Probe, expect, refusal
 from conformance._sidechannel import Observation
 from conformance._timing import units
 from conformance.clients import ClientError, RawHTTP1Connection, Request, Response
 from conformance.clients.http1 import encode_request
+from conformance.suite._refusals import HTTP10_REFUSABLE
 
 
 def _closes(response: Response) -> bool:
@@ -218,11 +219,16 @@ async def test_pipelined_requests_are_answered_in_order(asgi: Probe) -> None:
 # -- closing ---------------------------------------------------------------------------------
 
 
-async def _answered_then_closed(asgi: Probe, request: Request, sent: str) -> str:
+async def _answered_then_closed(
+    asgi: Probe, rid: str, request: Request, sent: str, may_refuse: str = ""
+) -> str:
     """Send ``request``, read its response, and wait for the server to close the socket."""
     connection = await _open(asgi)
     async with connection:
         response = await connection.exchange(request)
+        await anyio.to_thread.run_sync(
+            refusal, asgi.server.channel, rid, request, response.status, may_refuse
+        )
         expect(
             response.status == 200,
             sent=sent,
@@ -246,7 +252,7 @@ async def test_server_closes_after_connection_close(asgi: Probe) -> None:
     """After answering a request with Connection: close the server closes the connection."""
     rid = asgi.new_rid()
     request = _request(asgi, rid, _answer(rid), headers=[(b"connection", b"close")])
-    asgi.observe(await _answered_then_closed(asgi, request, "GET with Connection: close"))
+    asgi.observe(await _answered_then_closed(asgi, rid, request, "GET with Connection: close"))
 
 
 @requirement("http.keepalive.http10-close")
@@ -254,7 +260,8 @@ async def test_server_closes_an_http10_connection(asgi: Probe) -> None:
     """After answering an HTTP/1.0 request without keep-alive the server closes the connection."""
     rid = asgi.new_rid()
     request = _request(asgi, rid, _answer(rid), http_version="1.0")
-    asgi.observe(await _answered_then_closed(asgi, request, "GET HTTP/1.0, no Connection header"))
+    sent = "GET HTTP/1.0, no Connection header"
+    asgi.observe(await _answered_then_closed(asgi, rid, request, sent, HTTP10_REFUSABLE))
 
 
 # -- a body the app leaves unread ------------------------------------------------------------

@@ -15,6 +15,7 @@ from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure
 from conformance.apps._encoding import Foreign, ForeignDict
+from conformance.suite._refusals import HTTP10_REFUSABLE
 from conformance.suite._versions import VERSION, judge_spec_version
 
 
@@ -123,7 +124,7 @@ async def test_http_version_is_1_1_for_http11(asgi: Probe) -> None:
 @requirement("http.scope.http-version-1.0")
 async def test_http_version_is_1_0_for_http10(asgi: Probe) -> None:
     """An HTTP/1.0 request line gives http_version "1.0"."""
-    scope = await asgi.scope_of(http_version="1.0")
+    scope = await asgi.scope_of(http_version="1.0", may_refuse=HTTP10_REFUSABLE)
     observed = scope.get("http_version")
     expect(observed == "1.0", sent="GET / HTTP/1.0", expected="'1.0'", observed=repr(observed))
 

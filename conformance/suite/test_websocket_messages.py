@@ -135,6 +135,14 @@ def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     sends: dict[str, tuple[list[dict[str, Any]], int, bool]] = {
         "text": ([ws.send_text("hello")], 1, False),
         "bytes": ([ws.send_bytes(BINARY)], 1, False),
+        "both-keys": (
+            [
+                ws.send({"type": "websocket.send", "text": "x", "bytes": None}),
+                ws.send({"type": "websocket.send", "bytes": b"y", "text": None}),
+            ],
+            2,
+            False,
+        ),
         "empty": ([ws.send_text(""), ws.send_bytes(b""), ws.send_text("after")], 3, False),
         "utf8": ([ws.send_text(UNICODE)], 1, False),
         "large": (
@@ -168,6 +176,18 @@ def _expected(message: str | bytes) -> Any:
 
 def _payload(event: Any, key: str) -> Any:
     return event.get(key, "<missing>") if isinstance(event, dict) else "<no event>"
+
+
+@requirement("websocket.message.send-both-keys")
+async def test_the_key_that_is_not_none_is_sent(asgi: Probe) -> None:
+    """{'text': 'x', 'bytes': None} goes out as text 'x'; {'bytes': b'y', 'text': None} as binary."""
+    seen = [(m.kind, m.data) for m in await _sent(asgi, "both-keys")]
+    expect(
+        seen == [("text", "x"), ("bytes", b"y")],
+        sent="websocket.send {'text': 'x', 'bytes': None}, then {'bytes': b'y', 'text': None}",
+        expected="[('text', 'x'), ('bytes', b'y')]",
+        observed=repr(seen),
+    )
 
 
 # -- client to app ------------------------------------------------------------------------------

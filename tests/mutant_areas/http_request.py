@@ -69,6 +69,29 @@ def more_body_int(scope: Scope, receive: Receive) -> Receive:
     return wrapped
 
 
+def bytes_key_added(scope: Scope, receive: Receive) -> Receive:
+    """Request events carry a bytes key (asgi.rst "Events": dict keys must be Unicode strings)."""
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if not _is_request(message):
+            return message
+        keyed: dict[Any, Any] = {**message, b"more_body": False}
+        return keyed
+
+    return wrapped
+
+
+def tuple_value_added(scope: Scope, receive: Receive) -> Receive:
+    """Request events carry a tuple (asgi.rst "Events": tuples should be encoded as lists)."""
+
+    async def wrapped() -> Message:
+        message = await receive()
+        return {**message, "x_server_extra": ("a", "b")} if _is_request(message) else message
+
+    return wrapped
+
+
 # -- the sequence ----------------------------------------------------------------------------
 
 
@@ -395,6 +418,16 @@ MUTANTS: dict[str, Mutant] = {
         on_receive(more_body_int),
         ("http.request.field-types",),
         keeps=("http.request.more-body-sequence", "http.request.empty-body"),
+    ),
+    "event-bytes-key": Mutant(
+        on_receive(bytes_key_added),
+        ("core.event.str-keys",),
+        keeps=("core.event.no-tuples", "http.request.body-complete"),
+    ),
+    "event-tuple-value": Mutant(
+        on_receive(tuple_value_added),
+        ("core.event.no-tuples",),
+        keeps=("core.event.str-keys", "http.request.body-complete"),
     ),
     "request-more-body-stuck": Mutant(
         on_receive(more_body_stuck), ("http.request.more-body-sequence",)

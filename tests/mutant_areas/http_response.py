@@ -8,9 +8,12 @@ advertising an extension it does not carry out.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tests.mutants import ASGIApp, Message, Mutant, Receive, Scope, Send
 
@@ -66,6 +69,41 @@ def header_values_reencoded(scope: Scope, message: Message) -> list[Message]:
             (n, v.decode("latin-1").encode("utf-8")) for n, v in _headers(message)
         ]
     return [message]
+
+
+class _RecasingTransport:
+    """A transport whose response heads go out with Title-Cased field names."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        if data.startswith(b"HTTP/1.") and b"\r\n\r\n" in data:
+            head, rest = data.split(b"\r\n\r\n", 1)
+            status, *fields = head.split(b"\r\n")
+            recased = [
+                name.decode("latin-1").title().encode("latin-1") + b":" + value
+                for name, value in (field.split(b":", 1) for field in fields)
+            ]
+            data = b"\r\n".join([status, *recased]) + b"\r\n\r\n" + rest
+        self._transport.write(data)
+
+
+class RecasingH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, except that response field names are re-cased on the wire."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(cast("asyncio.Transport", _RecasingTransport(transport)))
+
+
+def header_names_recased(app: ASGIApp) -> ASGIApp:
+    """Response header names go out Title-Cased on the wire (www.rst "Response Start - send
+    event"; HTTP/1.1 names are case-insensitive, so it is recorded): uvicorn's
+    ``http=RecasingH11Protocol``."""
+    return app
 
 
 def headers_merged(scope: Scope, message: Message) -> list[Message]:
@@ -420,6 +458,12 @@ MUTANTS: dict[str, Mutant] = {
         on_send(header_values_reencoded),
         ("http.response.headers-exact",),
         keeps=("http.response.headers-order",),
+    ),
+    "response-names-recased": Mutant(
+        header_names_recased,
+        ("http.response.header-name-case",),
+        keeps=("http.response.headers-exact", "http.response.headers-order"),
+        uvicorn_options=(("http", "tests.mutant_areas.http_response:RecasingH11Protocol"),),
     ),
     "response-headers-merged": Mutant(
         on_send(headers_merged), ("http.response.headers-duplicates",)

@@ -338,6 +338,14 @@ def both_keys(message: Message) -> Message:
     return message
 
 
+def sent_by_key_presence(message: Message) -> Message:
+    """A send carrying a ``bytes`` key goes out as binary, even when it is None
+    (www.rst "Send - send event": the key that is not None is the message)."""
+    if message.get("type") == "websocket.send" and "bytes" in message:
+        return {"type": "websocket.send", "bytes": message["bytes"] or b""}
+    return message
+
+
 def sent_text_as_bytes(message: Message) -> Message:
     """The app's text messages go out as binary (www.rst "Send - send event")."""
     if message.get("type") == "websocket.send" and message.get("text") is not None:
@@ -728,6 +736,11 @@ MUTANTS: dict[str, Mutant] = {
         (M + "receive-exactly-one",),
         keeps=(M + "receive-text", M + "receive-bytes"),
     ),
+    "ws-sent-by-key-presence": Mutant(
+        on_events(outgoing=sent_by_key_presence),
+        (M + "send-both-keys",),
+        keeps=(M + "send-text", M + "send-bytes"),
+    ),
     "ws-sent-text-as-bytes": Mutant(
         on_events(outgoing=sent_text_as_bytes), (M + "send-text",), keeps=(M + "send-bytes",)
     ),
@@ -819,6 +832,6 @@ MUTANTS: dict[str, Mutant] = {
 #: reports code 1006 (ABNORMAL_CLOSURE) while its state is still CONNECTED, whatever the
 #: client sent: 4003 and an empty close frame both arrive as 1006.
 KNOWN_FINDINGS: dict[str, dict[str, str]] = {
-    "uvicorn": {C + "abrupt-1006": "warn"},
+    "uvicorn": {C + "abrupt-1006": "fail"},
     "hypercorn": {C + "client-code": "fail", C + "no-code-1005": "warn"},
 }
