@@ -84,7 +84,10 @@ class Batch:
         jobs: Mapping[str, Callable[[], Awaitable[Any]]],
         log_offsets: Mapping[int, int],
         boot_levels: Mapping[str, int] | None = None,
+        probes: Mapping[str, Probe] | None = None,
     ) -> None:
+        #: Each scenario's own probe: what it sent becomes the judging check's (reproducers).
+        self._probes = dict(probes or {})
         #: Where each instance's log stood when the batch started (evidence for the checks).
         self.log_offsets = dict(log_offsets)
         #: Each scenario's urgency for the instances it boots (default: a check waits for it).
@@ -124,6 +127,8 @@ class Batch:
         try:
             return await anyio.to_thread.run_sync(future.result)
         finally:
+            if name in self._probes:
+                probe.sent.extend(self._probes[name].sent)
             for instance in probe.server.instances():
                 if instance.pid is not None:
                     since = self.log_offsets.get(instance.pid, 0)
@@ -177,17 +182,19 @@ def _starter(server: ServerUnderTest, module: str, only: str | None = None) -> C
     def start() -> Batch:
         from conformance._probe import Probe
 
-        probe = Probe(server)
         offsets = _log_offsets(server)
         table = _TABLES[module]()
         if only is not None:
             # A check asked for this scenario alone and waits for it.
-            return Batch({only: partial(table[only], probe)}, offsets)
+            probe = Probe(server)
+            return Batch({only: partial(table[only], probe)}, offsets, probes={only: probe})
         lead, early = _LEADS.get(module, frozenset()), _EARLY.get(module, frozenset())
         levels = {
             name: LEAD if name in lead else EARLY if name in early else BACKGROUND for name in table
         }
-        return Batch({name: partial(run, probe) for name, run in table.items()}, offsets, levels)
+        probes = {name: Probe(server) for name in table}
+        jobs = {name: partial(run, probes[name]) for name, run in table.items()}
+        return Batch(jobs, offsets, levels, probes)
 
     return start
 
@@ -273,6 +280,7 @@ async def replay_ahead(node: str, probe: Probe) -> bool:
     ran: _Ran = await batch.result(node, probe)
     probe.notes.extend(ran.probe.notes)
     probe.exchanges.extend(ran.probe.exchanges)
+    probe.sent.extend(ran.probe.sent)
     for pid, offset in ran.probe.log_offsets.items():
         probe.log_offsets[pid] = min(probe.log_offsets.get(pid, offset), offset)
     if ran.error is not None:

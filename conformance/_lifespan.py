@@ -32,6 +32,7 @@ import anyio.to_thread
 
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._probe import Probe, ServerUnderTest
+from conformance._reproducer import Sent
 from conformance._sidechannel import Observation
 from conformance._timing import units
 from conformance._verdicts import HarnessError, Unsupported
@@ -197,6 +198,7 @@ async def lifespan_instance(
         probe.server.log_dir,
     )
     instance = Instance(probe.server, process)
+    probe.sent.append(Sent("lifespan", lifespan_app=app))
     try:
         await instance.launch()
         if ready:

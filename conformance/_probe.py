@@ -439,13 +439,18 @@ class Probe:
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
-        return await open_connection(
+        connection = await open_connection(
             self.wire,
             server.host,
             server.port,
             timeout=bound,
             tls=server.client_tls(client_cert=client_cert),
         )
+        if isinstance(connection, RawHTTP1Connection):
+            self.sent.append(Sent(self.wire, raw=lambda: bytes(connection.sent)))
+        elif isinstance(opened := getattr(connection, "requests", None), list):
+            self.sent.append(Sent(self.wire, requests=lambda: opened))
+        return connection
 
     async def begin(
         self,
@@ -480,7 +485,6 @@ class Probe:
             body=body,
         )
         connection = await self.open(config, timeout=timeout, client_cert=client_cert)
-        self.sent.append(Sent(self.wire, request))
         try:
             stream = await connection.start(request, end=end)
         except BaseException:
@@ -603,12 +607,12 @@ class Probe:
             http_version=http_version,
         )
         tls = server.client_tls(client_cert=client_cert)
+        self.sent.append(Sent(via or self.wire, request))
         response = await transport(via or self.wire, server.host, server.port, tls=tls).request(
             request, timeout=units(5) if timeout is None else timeout
         )
         exchange = Exchange(rid, request, response, self.server.channel, may_refuse)
         self.exchanges.append(exchange)
-        self.sent.append(Sent(via or self.wire, request))
         return exchange
 
     def wire_evidence(self, last: int = 3, limit: int = 600) -> str:
@@ -634,8 +638,10 @@ class Probe:
         try:
             exchange = await self.send(rid=rid, **kwargs)
         except ClientError as exc:
+            # The client gave up after its own bound: a call the server made is reported
+            # by now, or on its way; a short bound catches that, not another full wait.
             calls = await anyio.to_thread.run_sync(
-                self.server.channel.wait_for, rid, "call", units(5), 1
+                self.server.channel.wait_for, rid, "call", units(0.5), 1
             )
             if not calls:
                 if kwargs.get("may_refuse"):

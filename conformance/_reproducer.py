@@ -45,6 +45,10 @@ class Sent:
     raw: Callable[[], bytes] | None = None
     #: What went over a WebSocket after the handshake, as the client's transcript.
     frames: Callable[[], Sequence[str]] | None = None
+    #: The requests opened on an HTTP/2 connection of the check's own, read when needed.
+    requests: Callable[[], Sequence[Request]] | None = None
+    #: A lifespan check's app (an attribute of conformance/apps/lifespan.py).
+    lifespan_app: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,12 @@ def reproducer(sent: Sequence[Sent], observed: str) -> Reproducer | None:
     if not sent:
         return None
     last = sent[-1]
+    if last.lifespan_app:
+        return _lifespan_reproducer(last.lifespan_app, observed)
     raw = last.raw() if last.raw is not None else b""
+    opened = list(last.requests()) if last.requests is not None else []
+    if opened:
+        last = Sent(last.wire, opened[-1])
     if raw:
         request, behaviour, script = _from_raw(raw)
         if last.frames is not None:
@@ -232,3 +241,71 @@ def app_source(behaviour: str, script: Sequence[Mapping[str, Any]] | None) -> st
     else:
         lines.append(f"    # the probe's {behaviour!r} behaviour (conformance/apps/probe.py)")
     return "\n".join(lines) + "\n"
+
+
+# -- lifespan --------------------------------------------------------------------------------
+
+#: What each lifespan probe does on startup and on shutdown (conformance/apps/lifespan.py).
+_LIFESPAN: dict[str, tuple[list[str], list[str]]] = {
+    "lifecycle": (
+        [
+            "await asyncio.sleep(1)  # the probe held startup back",
+            "await send({'type': 'lifespan.startup.complete'})",
+        ],
+        ["await send({'type': 'lifespan.shutdown.complete'})"],
+    ),
+    "serving": (
+        ["await send({'type': 'lifespan.startup.complete'})"],
+        ["await send({'type': 'lifespan.shutdown.complete'})"],
+    ),
+    "startup_fails": (
+        [
+            "await send({'type': 'lifespan.startup.failed', 'message': 'startup failed on purpose'})",
+            "return",
+        ],
+        [],
+    ),
+    "startup_fails_silently": (["await send({'type': 'lifespan.startup.failed'})", "return"], []),
+    "raises_after_startup": (
+        ["raise RuntimeError('raised on purpose after lifespan.startup')"],
+        [],
+    ),
+    "shutdown_fails": (
+        ["await send({'type': 'lifespan.startup.complete'})"],
+        [
+            "await send({'type': 'lifespan.shutdown.failed', 'message': 'shutdown failed on purpose'})"
+        ],
+    ),
+    "shutdown_never": (
+        ["await send({'type': 'lifespan.startup.complete'})"],
+        ["await asyncio.sleep(3600)  # never answers"],
+    ),
+}
+_LIFESPAN["lifecycle_sigint"] = _LIFESPAN["lifecycle"]
+
+
+def _lifespan_reproducer(app: str, observed: str) -> Reproducer:
+    """Start the server with a lifespan app like the probe's, then stop it as the check did."""
+    lines = ["import asyncio", "", "", "async def app(scope, receive, send):"]
+    lines += ['    if scope["type"] == "http":']
+    lines += ['        await send({"type": "http.response.start", "status": 200, "headers": []})']
+    lines += ['        await send({"type": "http.response.body", "body": b"ok"})', "        return"]
+    if app == "raises_on_scope":
+        lines.append("    raise RuntimeError('raised on purpose on the lifespan scope')")
+    else:
+        startup, shutdown = _LIFESPAN.get(app, (["# (see conformance/apps/lifespan.py)"], []))
+        lines += [
+            "    while True:",
+            "        message = await receive()",
+            '        print("received:", message)',
+        ]
+        lines.append('        if message["type"] == "lifespan.startup":')
+        lines += [f"            {line}" for line in startup]
+        lines.append('        elif message["type"] == "lifespan.shutdown":')
+        lines += [f"            {line}" for line in shutdown or ["pass"]]
+        lines.append("            return")
+    request = (
+        "start the server with this app (lifespan on), send it a request, then SIGTERM "
+        "(SIGINT where the check says so), and watch what it does"
+    )
+    return Reproducer("lifespan", request, "\n".join(lines) + "\n", observed)

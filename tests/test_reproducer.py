@@ -99,3 +99,22 @@ def test_an_h2_request_is_shown_as_frames() -> None:
 
 def test_nothing_sent_gives_no_reproducer() -> None:
     assert reproducer([], "observed") is None
+
+
+def test_a_lifespan_reproducer_runs_the_apps_lifespan() -> None:
+    made = reproducer([Sent("lifespan", lifespan_app="shutdown_fails")], "observed")
+    assert made is not None
+    assert made.wire == "lifespan"
+    namespace: dict[str, Any] = {}
+    exec(compile(made.app, "repro.py", "exec"), namespace)
+    events = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return events.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(namespace["app"]({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.failed"]

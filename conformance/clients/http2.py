@@ -195,6 +195,8 @@ class HTTP2Connection:
         self._write_lock = anyio.Lock()
         self.transcript: list[str] = []
         self.closed_by_peer = False
+        #: Every request a stream was opened with, in order (for a failing cell's reproducer).
+        self.requests: list[Request] = []
         self.terminated: h2.events.ConnectionTerminated | None = None
         #: The server's SETTINGS as received (setting code -> value).
         self.remote_settings: dict[int, int] = {}
@@ -273,6 +275,7 @@ class HTTP2Connection:
         (pseudo-header fields included), for checks of what a server does with them.
         """
         fields = list(raw) if raw is not None else h2_headers(request, self.scheme)
+        self.requests.append(request)
         stream_id = self._h2.get_next_available_stream_id()
         self._streams[stream_id] = _StreamState()
         last = end and not request.body
