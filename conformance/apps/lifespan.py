@@ -141,7 +141,8 @@ def _lifespan(startup: str, shutdown: str) -> App:
 
     async def run_lifespan(scope: Scope, receive: Receive, send: Send) -> None:
         _life.set(f"{os.getpid()}.{next(_lives)}")
-        _note("call", scope=encode(scope), thread=threading.get_ident())
+        loop = id(asyncio.get_running_loop())
+        _note("call", scope=encode(scope), thread=threading.get_ident(), loop=loop)
         if startup == "raise-on-scope":
             raise RuntimeError(token("raise-on-scope", _tag()))
         while True:
