@@ -524,12 +524,14 @@ class Probe:
         read_handshake: bool = True,
         config: LaunchConfig | None = None,
         timeout: float | None = None,
+        early: bytes = b"",
     ) -> WebSocketSession:
         """Open a WebSocket to the probe app carrying ``script`` (conformance/_ws_steps.py).
 
         The probe headers go first in the upgrade request, then ``headers`` as given.
         With ``read_handshake`` the server's answer is read (101 or a refusal) before
-        the session is returned; otherwise only the request is written.
+        the session is returned; otherwise only the request is written.  ``early``
+        bytes (frames) go in the same write, before any answer.
         """
         rid = self.new_rid()
         server = await anyio.to_thread.run_sync(self.instance, config)
@@ -553,6 +555,7 @@ class Probe:
                 headers=[*probe, *headers],
                 subprotocols=list(subprotocols),
                 deflate=deflate,
+                then=early,
             )
             if read_handshake:
                 session.handshake = await client.read_handshake(bound)

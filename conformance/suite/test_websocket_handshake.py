@@ -129,10 +129,42 @@ async def _no_answer(asgi: Probe) -> tuple[list[int], str, bool]:
     return _responses(raw), repr(raw[:300]), ended
 
 
+async def _early_frame(asgi: Probe) -> tuple[Any, Any, str]:
+    """A text frame written with the upgrade request: what the app's receive() gave before it
+    accepted (bounded), and after.
+
+    RFC 6455 section 4.1 has a client wait for the 101 before it sends data; sending it
+    early is how the check can see whether the server hands it over before the app
+    accepted.  What a server does with it after the accept (keeps it, drops it) is recorded.
+    """
+    from wsproto.frame_protocol import FrameProtocol
+
+    frame = bytes(FrameProtocol(client=True, extensions=[]).send_data("early", fin=True))
+    script = [ws.connect(units(2)), ws.receive(units(1)), ws.accept(), ws.receive(units(1))]
+    async with await asgi.websocket([*script, ws.close(1000)], early=frame) as session:
+        # The app's report comes when its script ends: no need to wait for the close too.
+        timeline = await session.timeline(units(4))
+    return ws.result(timeline, 1), ws.result(timeline, 3), session.evidence()
+
+
 @scenarios(__name__)
 def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     """The checks that may wait out a bound, started with the server."""
-    return {"held-answer": _held_answer, "no-answer": _no_answer}
+    return {"held-answer": _held_answer, "no-answer": _no_answer, "early-frame": _early_frame}
+
+
+@requirement("websocket.handshake.no-receive-before-accept")
+async def test_no_message_reaches_the_app_before_it_accepts(asgi: Probe) -> None:
+    """A frame sent with the upgrade request reaches the app only after websocket.accept."""
+    before, after, evidence = await scenario(asgi, __name__, "early-frame")
+    expect(
+        not (isinstance(before, dict) and before.get("type") == "websocket.receive"),
+        sent="an upgrade request with a text frame 'early' in the same write; the app calls "
+        "receive() again before it accepts",
+        expected=f"no websocket.receive before accept (the receive() waits out {units(1):.1f}s)",
+        observed=f"before accept: {before!r}; {evidence}",
+    )
+    asgi.observe(f"after accept the app got {after!r}")
 
 
 @requirement("websocket.handshake.awaits-app")

@@ -279,6 +279,31 @@ def close_before_accept_accepted(app: ASGIApp) -> ASGIApp:
 
 
 @_websocket_only
+def data_before_accept(app: ASGIApp) -> ASGIApp:
+    """A message reaches the app before it accepted (www.rst "Connect - receive event": the
+    socket passes websocket.receive only after the app's accept)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        accepted, calls = False, 0
+
+        async def early_receive() -> Message:
+            nonlocal calls
+            calls += 1
+            if calls == 2 and not accepted:
+                return {"type": "websocket.receive", "text": "early"}
+            return await receive()
+
+        async def watched(message: Message) -> None:
+            nonlocal accepted
+            accepted = accepted or message.get("type") == "websocket.accept"
+            await send(message)
+
+        await app(scope, early_receive, watched)
+
+    return mutant
+
+
+@_websocket_only
 def exit_before_accept_held(app: ASGIApp) -> ASGIApp:
     """An app that returns without answering websocket.connect leaves the handshake pending
     for ever (asgi.rst "Error Handling": the connection of a finished instance is ended)."""
@@ -716,6 +741,11 @@ MUTANTS: dict[str, Mutant] = {
     ),
     "ws-close-before-accept-accepted": Mutant(
         close_before_accept_accepted, (H + "close-403",), keeps=(C + "code",)
+    ),
+    "ws-data-before-accept": Mutant(
+        data_before_accept,
+        (H + "no-receive-before-accept",),
+        keeps=(H + "accept",),
     ),
     "ws-exit-before-accept-held": Mutant(
         exit_before_accept_held, (H + "app-exit-before-accept",), keeps=(H + "close-403",)
