@@ -85,7 +85,8 @@ def _paragraphs(spec: str) -> Iterator[tuple[str, str]]:
         section = paragraph.parent
         while section is not None and not isinstance(section, docutils.nodes.section):
             section = section.parent
-        title = section[0].astext() if section is not None else ""
+        # Before the first section: the document's own title (docutils lifts it out).
+        title = section[0].astext() if section is not None else str(tree.get("title", ""))
         yield title, paragraph.rawsource
 
 

@@ -253,7 +253,8 @@ def _change_state(scope: Scope, rid: str) -> None:
 async def _state_request(scope: Scope, receive: Receive, send: Send) -> None:
     rid = _rid(scope)
     emit({"rid": rid, "kind": "call", "t": time.monotonic(), "pid": os.getpid()})
-    emit({"rid": rid, "kind": "state", **_describe_state(scope)})
+    loop = id(asyncio.get_running_loop())
+    emit({"rid": rid, "kind": "state", "pid": os.getpid(), "loop": loop, **_describe_state(scope)})
     _change_state(scope, rid)
     if scope["type"] == "websocket":
         await receive()  # websocket.connect

@@ -453,6 +453,7 @@ USES: dict[str, tuple[str, ...]] = {
             "lifespan.scope.asgi-version",
             "lifespan.scope.spec-version",
             "lifespan.startup.first-event",
+            "lifespan.startup.once-per-loop",
             "lifespan.startup.before-requests",
             "lifespan.startup.early-requests",
             "lifespan.state.offered",
@@ -656,6 +657,30 @@ async def test_startup_is_the_first_event_and_comes_once(asgi: Probe) -> None:
     )
     calls = f"{len(per_call)} lifespan calls" if len(per_call) > 1 else "one lifespan call"
     asgi.observe(f"{calls}; events {next(iter(per_call.values()))}")
+
+
+@requirement("lifespan.startup.once-per-loop")
+async def test_every_serving_loop_ran_one_lifespan(asgi: Probe) -> None:
+    """The event loop of each request (two HTTP, one WebSocket) is one a lifespan call ran on, once."""
+    life = await _life(asgi)
+    lifespans = Counter((call.get("pid"), call.get("loop")) for call in life.calls)
+    serving = {name: (facts.get("pid"), facts.get("loop")) for name, facts in life.states.items()}
+    expect(
+        bool(serving),
+        sent="requests after startup",
+        expected="the requests to report their event loop",
+        observed=f"no request reported: {life.state_errors}",
+    )
+    wrong = {
+        name: lifespans.get(loop, 0) for name, loop in serving.items() if lifespans.get(loop) != 1
+    }
+    expect(
+        not wrong,
+        sent="SIGTERM after a normal life, with requests served between startup and shutdown",
+        expected="one lifespan call on the event loop of every request",
+        observed=f"lifespan calls on the loop of each request: {wrong}",
+    )
+    asgi.observe(f"{len(set(serving.values()))} serving loop(s), {len(lifespans)} lifespan loop(s)")
 
 
 @requirement("lifespan.startup.before-requests")

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from tests.mutants import ASGIApp, Message, Middleware, Mutant, Receive, Scope, Send, on_scope
+
+
+T = TypeVar("T")
 
 
 __all__ = ["MUTANTS"]
@@ -54,6 +57,37 @@ def state_dropped(scope: Scope) -> None:
 
 
 # -- startup (lifespan.rst "Startup - receive event", "Startup Complete - send event") -------
+
+
+async def _coroutine(awaitable: Awaitable[T]) -> T:
+    """``awaitable`` as a coroutine (what run_coroutine_threadsafe and asyncio.run take)."""
+    return await awaitable
+
+
+def lifespan_elsewhere(app: ASGIApp) -> ASGIApp:
+    """The lifespan runs on an event loop of its own thread, not the one serving requests
+    (lifespan.rst "Scope": lifespans are executed once per event loop processing requests)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "lifespan":
+            await app(scope, receive, send)
+            return
+        serving = asyncio.get_running_loop()
+
+        async def bridged_receive() -> Message:
+            future = asyncio.run_coroutine_threadsafe(_coroutine(receive()), serving)
+            return await asyncio.wrap_future(future)
+
+        async def bridged_send(message: Message) -> None:
+            future = asyncio.run_coroutine_threadsafe(_coroutine(send(message)), serving)
+            await asyncio.wrap_future(future)
+
+        def elsewhere() -> None:
+            asyncio.run(_coroutine(app(scope, bridged_receive, bridged_send)))
+
+        await asyncio.to_thread(elsewhere)
+
+    return mutant
 
 
 def startup_twice(app: ASGIApp) -> ASGIApp:
@@ -390,6 +424,11 @@ MUTANTS: Mapping[str, Mutant] = {
         _on_lifespan_scope(spec_version_www),
         ("lifespan.scope.spec-version",),
         keeps=("lifespan.scope.asgi-version",),
+    ),
+    "lifespan-elsewhere": Mutant(
+        lifespan_elsewhere,
+        ("lifespan.startup.once-per-loop",),
+        keeps=("lifespan.startup.first-event",),
     ),
     "lifespan-startup-twice": Mutant(
         startup_twice, ("lifespan.startup.first-event",), keeps=("lifespan.scope.type",)
