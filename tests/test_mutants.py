@@ -518,6 +518,10 @@ def test_a_reproducer_shows_the_failure_without_the_harness(
             answers[server] = _answer(request, port)
         finally:
             proc.terminate()
-            proc.wait(timeout=10)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert needle in answers[name], f"the reproducer did not show it: {answers[name]!r}"
     assert needle not in answers[CONTROL], f"the control shows it too: {answers[CONTROL]!r}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio.to_thread
+
 from conformance import requirement
 from conformance._probe import Probe, expect
 from conformance._timing import units
@@ -21,12 +23,14 @@ __all__: list[str] = []
 SENT = "POST / with the body 'abc' (the app reads it)"
 
 
-async def _received_events(asgi: Probe) -> list[Any]:
-    """Every event the app's receive() returned for one POST with a body."""
+async def _received_values(asgi: Probe) -> list[tuple[str, Any]]:
+    """Every value (nested ones too) of every event the app's receive() returned for one
+    POST with a body, with where it was: ``event 0['body']``."""
     exchange = await asgi.send(method=b"POST", body=b"abc")
-    done = exchange.observations("done", timeout=units(3))
+    done = await anyio.to_thread.run_sync(lambda: exchange.observations("done", timeout=units(3)))
     expect(bool(done), sent=SENT, expected="the app to report its events", observed="no report")
-    return [entry["event"] for entry in done[0]["events"]]
+    events = [entry["event"] for entry in done[0]["events"]]
+    return [found for n, event in enumerate(events) for found in _walk(event, f"event {n}")]
 
 
 def _walk(value: Any, where: str) -> Iterator[tuple[str, Any]]:
@@ -43,11 +47,9 @@ def _walk(value: Any, where: str) -> Iterator[tuple[str, Any]]:
 @requirement("core.event.str-keys")
 async def test_event_dicts_have_str_keys(asgi: Probe) -> None:
     """Every dict in every received event, nested ones too, has only str keys."""
-    events = await _received_events(asgi)
     bad = [
         f"{where}: {key!r}"
-        for n, event in enumerate(events)
-        for where, value in _walk(event, f"event {n}")
+        for where, value in await _received_values(asgi)
         if isinstance(value, dict)
         for key in value
         if not isinstance(key, str)
@@ -58,11 +60,9 @@ async def test_event_dicts_have_str_keys(asgi: Probe) -> None:
 @requirement("core.event.no-tuples")
 async def test_events_carry_lists_not_tuples(asgi: Probe) -> None:
     """No value in a received event is a tuple."""
-    events = await _received_events(asgi)
     tuples = [
         f"{where} = {value!r}"
-        for n, event in enumerate(events)
-        for where, value in _walk(event, f"event {n}")
+        for where, value in await _received_values(asgi)
         if isinstance(value, tuple)
     ]
     expect(not tuples, sent=SENT, expected="lists only", observed=f"tuples: {tuples[:5]}")
