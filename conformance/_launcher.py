@@ -62,7 +62,7 @@ from conformance._timing import units
 from conformance._verdicts import HarnessError
 from conformance.apps._channel import ENV_CHANNEL
 from conformance.clients import ClientError, Request, open_connection
-from conformance.clients.tls import TLSMaterial, client_context, session_material
+from conformance.clients.tls import ClientCert, TLSMaterial, client_context, session_material
 
 
 __all__ = ["ENV_INSTANCE", "LaunchConfig", "ServerProcess", "ServerStartError", "reap_all"]
@@ -291,10 +291,10 @@ class ServerProcess:
         self.tls_material: TLSMaterial | None = (
             session_material(log_dir.parent / "asgi-tls") if target.tls else None
         )
-        self._contexts: dict[tuple[bool, str], ssl.SSLContext] = {}
+        self._contexts: dict[tuple[ClientCert, str], ssl.SSLContext] = {}
 
     def client_tls(
-        self, *, client_cert: bool = False, wire: str | None = None
+        self, *, client_cert: ClientCert = None, wire: str | None = None
     ) -> ssl.SSLContext | None:
         """The client's TLS context for this column (None for cleartext): the session CA,
         ALPN for one wire alone (the column's, unless ``wire`` names another: a WebSocket

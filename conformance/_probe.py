@@ -41,6 +41,7 @@ from conformance.clients import (
     open_connection,
     transport,
 )
+from conformance.clients.tls import ClientCert
 from conformance.clients.websocket import Handshake, RawWebSocket
 
 
@@ -428,7 +429,7 @@ class Probe:
         config: LaunchConfig | None = None,
         *,
         timeout: float | None = None,
-        client_cert: bool = False,
+        client_cert: ClientCert = None,
     ) -> Connection:
         """A connection of the check's own in the column's protocol, to the instance for ``config``.
 
@@ -465,7 +466,7 @@ class Probe:
         script: Sequence[dict[str, Any]] | None = None,
         config: LaunchConfig | None = None,
         timeout: float | None = None,
-        client_cert: bool = False,
+        client_cert: ClientCert = None,
         rid: str | None = None,
     ) -> LiveExchange:
         """Start one request on a new connection in the column's protocol; the check drives the rest.
@@ -586,7 +587,7 @@ class Probe:
         via: str | None = None,
         config: LaunchConfig | None = None,
         timeout: float | None = None,
-        client_cert: bool = False,
+        client_cert: ClientCert = None,
         rid: str | None = None,
         may_refuse: str = "",
     ) -> Exchange:

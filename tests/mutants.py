@@ -30,11 +30,13 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import os
 import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_to_bytes
 
@@ -104,6 +106,10 @@ class Mutant:
     #: Turn off the h2 library's header validation and normalisation in the server, for
     #: rules a middleware cannot break (malformed requests let in, fields let out).
     lenient_h2: bool = False
+    #: Trust the session's stranger CA too when asked for client certificates, for the
+    #: rule about a certificate that fails verification (a middleware never sees the
+    #: handshake): the server then takes what it should have rejected.
+    trusts_strangers: bool = False
 
     @property
     def rule(self) -> str:
@@ -696,6 +702,19 @@ async def serve_hypercorn(app: ASGIApp, host: str, port: int, root_path: str) ->
     await serve(framework, config, shutdown_trigger=stop.wait, mode="asgi")
 
 
+def trusting_strangers(ca_certs: str) -> str:
+    """A CA bundle of ``ca_certs`` and the session's stranger CA, which lies beside it
+    (conformance/clients/tls.py writes both into the session's directory)."""
+    import tempfile
+
+    given = Path(ca_certs)
+    bundle = given.read_bytes() + given.with_name("stranger-ca.pem").read_bytes()
+    handle, path = tempfile.mkstemp(suffix=".pem", dir=given.parent)
+    with os.fdopen(handle, "wb") as out:
+        out.write(bundle)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.mutants", description="Serve APP through one mutant server."
@@ -724,7 +743,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ca_certs:
             import ssl
 
-            tls |= {"ssl_ca_certs": args.ca_certs, "ssl_cert_reqs": ssl.CERT_OPTIONAL}
+            ca_certs = (
+                trusting_strangers(args.ca_certs) if mutant.trusts_strangers else args.ca_certs
+            )
+            tls |= {"ssl_ca_certs": ca_certs, "ssl_cert_reqs": ssl.CERT_OPTIONAL}
         serve_uvicorn(
             app,
             args.host,

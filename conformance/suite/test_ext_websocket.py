@@ -3,7 +3,8 @@
 asgi.rst "Extensions": only what the live scope advertises may be used.  The
 check reads ``scope["extensions"]`` of the very connection it denies: not
 advertised -> ``unsupported``; advertised -> the app's status, fields and body
-must reach the client instead of the core spec's 403.
+must reach the client instead of the core spec's 403, and the connection then
+ends: the denial is the connection's last word.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from conformance import requirement
 from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import Unsupported
+from conformance.clients.websocket import Handshake, RawWebSocket
 
 
 DENIAL = "websocket.http.response"
@@ -20,19 +22,22 @@ HEADERS = [(b"content-type", b"text/plain"), (b"x-denied", b"yes")]
 BODY = [b"not ", b"allowed"]
 
 
+def _advertised(scope: dict[str, object]) -> None:
+    """Unsupported unless the scope of the connection being denied advertises the extension."""
+    extensions = scope.get("extensions")
+    advertised = extensions if isinstance(extensions, dict) else {}
+    if DENIAL not in advertised:
+        raise Unsupported(
+            f"{DENIAL} is not in scope['extensions'] (advertised: {sorted(advertised) or 'none'})"
+        )
+
+
 @requirement("ext.websocket.denial-response")
 async def test_denial_response_reaches_the_client(asgi: Probe) -> None:
     """An app denying with 401, x-denied: yes and "not allowed" in two bodies: the client gets exactly that."""
     script = [ws.connect(), *ws.deny(401, HEADERS, BODY)]
     async with await asgi.websocket(script, read_handshake=False, timeout=units(3)) as session:
-        scope = await session.app_scope(units(3))
-        extensions = scope.get("extensions")
-        advertised = extensions if isinstance(extensions, dict) else {}
-        if DENIAL not in advertised:
-            raise Unsupported(
-                f"{DENIAL} is not in scope['extensions'] "
-                f"(advertised: {sorted(advertised) or 'none'})"
-            )
+        _advertised(await session.app_scope(units(3)))
         answer = await session.client.read_handshake(units(3))
         timeline = await session.timeline(units(3))
     sent = "websocket.http.response.start 401 with x-denied: yes, then bodies b'not ', b'allowed'"
@@ -54,4 +59,35 @@ async def test_denial_response_reaches_the_client(asgi: Probe) -> None:
         sent=sent,
         expected="the body b'not allowed'",
         observed=f"{answer.body!r} ({'complete' if answer.complete else 'cut short'})",
+    )
+
+
+async def _after_the_denial(client: RawWebSocket, answer: Handshake) -> str:
+    """What the connection did once the denial was read: "" when the server ended it."""
+    await client.drain(units(3))
+    if client.ended:
+        return ""
+    response = "it" if answer.complete else f"its body began ({answer.body!r}) but never ended"
+    return f"the connection was still open {units(3):.1f}s after {response}"
+
+
+@requirement("ext.websocket.denial-closes")
+async def test_the_connection_ends_after_the_denial(asgi: Probe) -> None:
+    """After the app's 401 and its final body, the server closes the connection."""
+    script = [ws.connect(), *ws.deny(401, HEADERS, BODY)]
+    async with await asgi.websocket(script, read_handshake=False, timeout=units(3)) as session:
+        _advertised(await session.app_scope(units(3)))
+        answer = await session.client.read_handshake(units(3))
+        if answer.status != 401:
+            # What ends the connection after some other answer is not this sentence's business.
+            raise Unsupported(
+                f"the app's denial never reached the client (it got {answer.status}; "
+                "ext.websocket.denial-response judges that), so nothing followed it"
+            )
+        left_open = await _after_the_denial(session.client, answer)
+    expect(
+        not left_open,
+        sent="websocket.http.response.start 401, then bodies b'not ', b'allowed' (the last)",
+        expected="HTTP 401, then the end of the connection",
+        observed=left_open,
     )

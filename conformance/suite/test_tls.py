@@ -16,9 +16,10 @@ from conformance import _ws_steps as ws_steps
 from conformance import requirement
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
-from conformance._verdicts import ConformanceFailure, Unsupported
+from conformance._verdicts import ConformanceFailure, Refused, Unsupported
+from conformance.clients._base import ConnectionClosed
 from conformance.clients._tcp import TLSInfo
-from conformance.clients.tls import CLIENT_NAME
+from conformance.clients.tls import CLIENT_NAME, ClientCert
 
 
 #: The instance that asks for an optional client certificate (the profile's client_cert_args).
@@ -37,7 +38,9 @@ def _der(pem: Any) -> bytes | None:
         return None
 
 
-async def _extension(asgi: Probe, *, client_cert: bool = False) -> tuple[dict[str, Any], TLSInfo]:
+async def _extension(
+    asgi: Probe, *, client_cert: ClientCert = None
+) -> tuple[dict[str, Any], TLSInfo]:
     """The tls extension of one request's scope, and what the client saw; unsupported if absent."""
     if client_cert:
         column = asgi.target.column
@@ -169,7 +172,7 @@ async def test_no_client_certificate_is_reported_as_none(asgi: Probe) -> None:
 @requirement("tls.extension.client-cert")
 async def test_client_certificate_is_reported(asgi: Probe) -> None:
     """With our client certificate: the chain starts with it, the name is its subject, no error."""
-    tls, _ = await _extension(asgi, client_cert=True)
+    tls, _ = await _extension(asgi, client_cert="session")
     material = asgi.instance(MUTUAL).tls_material
     assert material is not None  # a TLS column has the session's certificates
     ours = _der(material.client_cert.read_text(encoding="ascii"))
@@ -188,3 +191,30 @@ async def test_client_certificate_is_reported(asgi: Probe) -> None:
         f"name {name!r}, error {error!r}",
     )
     asgi.observe(f"client certificate reported: chain of {len(chain)}, name {name!r}")
+
+
+@requirement("tls.extension.client-cert-error")
+async def test_an_unverifiable_client_certificate_is_rejected_or_reported(asgi: Probe) -> None:
+    """A client certificate no CA of the server's signed: the connection is rejected, or
+    client_cert_error says why; never a chain that looks verified."""
+    try:
+        tls, _ = await _extension(asgi, client_cert="stranger")
+    except ConnectionClosed as closed:
+        raise Refused(
+            f'the server rejected the connection ({closed}), as tls.rst allows: "most web '
+            'server implementations will reject the connection"'
+        ) from None
+    chain = list(tls.get("client_cert_chain") or [])
+    error = tls.get("client_cert_error")
+    expect(
+        (isinstance(error, str) and error != "") or (error is None and not chain),
+        sent=f"GET / over TLS with a certificate for CN={CLIENT_NAME} from a CA the server "
+        "was not given",
+        expected="the connection rejected, or client_cert_error a non-empty string",
+        observed=f"accepted; chain of {len(chain)}, client_cert_error {error!r}",
+    )
+    asgi.observe(
+        f"accepted, client_cert_error {error!r}"
+        if error is not None
+        else "accepted without reporting the certificate (an empty chain)"
+    )

@@ -76,11 +76,22 @@ def client_chain_invented(scope: Scope) -> None:
     _advertise(client_cert_chain=[NOT_OURS], client_cert_name="CN=someone else")(scope)
 
 
+def unverified_cert_as_verified(scope: Scope) -> None:
+    """A client certificate that failed verification is taken, and reported as verified:
+    a chain with client_cert_error None (tls.rst "TLS Connection Scope": a non-empty
+    string when verification failed).  Its runner trusts the stranger CA as well."""
+    _advertise(client_cert_chain=[NOT_OURS], client_cert_name="CN=asgi-conformance client")(scope)
+
+
 def _tls(
-    change: Callable[[Scope], None], breaks: tuple[str, ...], scope_type: str = "http"
+    change: Callable[[Scope], None],
+    breaks: tuple[str, ...],
+    scope_type: str = "http",
+    *,
+    trusts_strangers: bool = False,
 ) -> Mutant:
     middleware: Callable[[ASGIApp], ASGIApp] = on_scope(change, scope_type)
-    return Mutant(middleware, breaks, column="https")
+    return Mutant(middleware, breaks, column="https", trusts_strangers=trusts_strangers)
 
 
 MUTANTS: dict[str, Mutant] = {
@@ -92,5 +103,8 @@ MUTANTS: dict[str, Mutant] = {
     "tls-cipher-suite-name": _tls(cipher_suite_as_name, ("tls.extension.cipher-suite",)),
     "tls-client-chain-invented": _tls(
         client_chain_invented, ("tls.extension.no-client-cert", "tls.extension.client-cert")
+    ),
+    "tls-unverified-cert-accepted": _tls(
+        unverified_cert_as_verified, ("tls.extension.client-cert-error",), trusts_strangers=True
     ),
 }

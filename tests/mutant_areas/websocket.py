@@ -21,7 +21,7 @@ from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from tests.mutants import ASGIApp, Message, Mutant, Receive, Scope, Send
 
 
-__all__ = ["KNOWN_FINDINGS", "MUTANTS", "NoPongProtocol"]
+__all__ = ["KNOWN_FINDINGS", "MUTANTS", "DenialKeepsOpenProtocol", "NoPongProtocol"]
 
 Middleware = Callable[[ASGIApp], ASGIApp]
 MIB = 1024 * 1024
@@ -331,6 +331,39 @@ def denial_refused(message: Message) -> Message | None:
     if message.get("type") == "websocket.http.response.body":
         return None
     return message
+
+
+class DenialKeepsOpenProtocol(WSProtocol):
+    """uvicorn's wsproto WebSocket protocol, except that the connection stays open after the
+    last body of a denial response, until the client ends it."""
+
+    async def send(self, message: Any) -> None:
+        last = message.get("type") == "websocket.http.response.body" and not message.get(
+            "more_body", False
+        )
+        if last:  # from here on, neither send() nor the end of the app closes it
+            self.transport = _Unclosable(self.transport)  # type: ignore[assignment]
+        await super().send(message)
+
+
+class _Unclosable:
+    """A transport whose close() does nothing; everything else is the real one's."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+
+    def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def denial_keeps_open(app: ASGIApp) -> ASGIApp:
+    """The connection stays open after the denial response (docs/extensions.rst "Websocket
+    Denial Response": the server should send it and then close the connection); broken
+    inside uvicorn by ``ws=DenialKeepsOpenProtocol``."""
+    return app
 
 
 # -- messages (www.rst "Receive - receive event", "Send - send event") ---------------------------
@@ -754,6 +787,12 @@ MUTANTS: dict[str, Mutant] = {
         on_events(outgoing=denial_refused),
         ("ext.websocket.denial-response",),
         keeps=(H + "close-403",),
+    ),
+    "ws-denial-keeps-open": Mutant(
+        denial_keeps_open,
+        ("ext.websocket.denial-closes",),
+        keeps=("ext.websocket.denial-response",),
+        uvicorn_options=(("ws", "tests.mutant_areas.websocket:DenialKeepsOpenProtocol"),),
     ),
     "ws-text-as-bytes": Mutant(
         on_events(incoming=text_as_bytes), (M + "receive-text",), keeps=(M + "receive-bytes",)
