@@ -93,6 +93,17 @@ class Refused(Unsupported):
     target it cannot represent): nothing was learnt about the rule, so it is not judged."""
 
 
+class NotJudged(Unsupported):
+    """What the check needed to happen first did not happen (no http.disconnect to read
+    the shape of, no first chunk to leave after, no lifespan.shutdown to time), and
+    ``judged_by``, another row, judges exactly that: this row learnt nothing about its
+    own sentence, so it blames nothing.  One behaviour is one failure, in one row."""
+
+    def __init__(self, missing: str, judged_by: str) -> None:
+        super().__init__(f"not judged: {missing}; {judged_by} judges that")
+        self.judged_by = judged_by
+
+
 class HarnessError(Exception):
     """The harness could not judge: the server did not start, or our own code failed."""
 

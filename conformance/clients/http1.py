@@ -202,9 +202,21 @@ class RawHTTP1Connection:
         return stream
 
     async def send_bytes(self, data: bytes) -> None:
+        """Write ``data``; a server that stops reading or drops the connection meanwhile is
+        a :class:`ServerTimeout` or :class:`ConnectionClosed`, evidence like any answer."""
         self.sent += data
-        with anyio.fail_after(self._timeout):
-            await self._stream.send(data)
+        try:
+            with anyio.fail_after(self._timeout):
+                await self._stream.send(data)
+        except TimeoutError:
+            raise ServerTimeout(
+                f"the server took none of the last {len(data)} bytes within {self._timeout:.1f}s"
+            ) from None
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            raise ConnectionClosed(
+                f"the server closed the connection while the client was still sending "
+                f"({type(exc).__name__}; {len(self.sent)} bytes written in all)"
+            ) from None
 
     async def send(self, request: Request) -> None:
         """Write the request and prime h11 to read its response."""

@@ -29,9 +29,10 @@ from conformance import requirement
 from conformance._batch import Scenario, ahead, scenario, scenarios
 from conformance._probe import Probe, expect
 from conformance._timing import units
-from conformance._verdicts import ConformanceFailure
+from conformance._verdicts import ConformanceFailure, NotJudged
 from conformance.apps._encoding import ForeignDict
 from conformance.clients import ClientError
+from conformance.suite._premises import after_the_request, no_request_after_the_body
 
 
 #: How long (in units) an app waits for http.disconnect: servers notice a close in milliseconds.
@@ -93,7 +94,7 @@ async def _stream_then_leave(
     live = await asgi.begin(script=script, timeout=units(3))
     rid = live.rid
     async with live:
-        await live.read_until(FIRST, timeout=units(3))
+        await live.read_streamed(FIRST, timeout=units(3))
     closed_at = time.monotonic()
     timeline = await _timeline(asgi, rid, units(6))
     calls = await _wait(asgi, rid, "call", units(1))
@@ -273,13 +274,12 @@ async def test_receive_after_complete_response_returns_disconnect(asgi: Probe) -
 async def test_disconnect_event_is_dict_with_type(asgi: Probe) -> None:
     """The event receive() returns after the response is a dict with type "http.disconnect"."""
     _, events = await scenario(asgi, __name__, "after-response")
-    after = events[1:]  # the first event is the request itself
-    expect(
-        bool(after),
-        sent="GET / to an app that answers then calls receive()",
-        expected="an event after the response",
-        observed=f"receive() returned nothing in {units(1):.1f}s; events {events}",
-    )
+    after = after_the_request(events)
+    if not after:
+        raise NotJudged(
+            f"receive() returned no event in {units(1):.1f}s after the response",
+            "http.disconnect.after-response",
+        )
     event = after[0]
     expect(
         isinstance(event, dict) and event.get("type") == "http.disconnect",
@@ -295,9 +295,12 @@ async def test_disconnect_event_is_dict_with_type(asgi: Probe) -> None:
 async def test_disconnect_event_keys_are_recorded(asgi: Probe) -> None:
     """Keys of http.disconnect beyond 'type' are recorded."""
     _, events = await scenario(asgi, __name__, "after-response")
-    after = [e for e in events[1:] if isinstance(e, dict)]
+    after = [e for e in after_the_request(events) if isinstance(e, dict)]
     if not after:
-        raise ConformanceFailure(f"no event after the response to inspect; events {events}")
+        raise NotJudged(
+            f"no event after the response to inspect (events {events})",
+            "http.disconnect.after-response",
+        )
     extra = sorted(str(k) for k in after[0] if k != "type")
     asgi.observe(f"extra keys {extra}" if extra else "no keys beyond 'type'")
 
@@ -307,12 +310,11 @@ async def test_receive_keeps_returning_disconnect(asgi: Probe) -> None:
     """Two more receive() calls after the first http.disconnect return http.disconnect again."""
     timeline, _ = await scenario(asgi, __name__, "repeats")
     outcomes = [_result(timeline, i) for i in (3, 4, 5)]
-    expect(
-        isinstance(outcomes[0], dict) and outcomes[0].get("type") == "http.disconnect",
-        sent="GET / to an app that answers then calls receive() three times",
-        expected="a first http.disconnect",
-        observed=repr(outcomes[0]),
-    )
+    if not (isinstance(outcomes[0], dict) and outcomes[0].get("type") == "http.disconnect"):
+        raise NotJudged(
+            f"the first receive() after the response gave {outcomes[0]!r}, no http.disconnect",
+            "http.disconnect.after-response",
+        )
     later = outcomes[1:]
     expect(
         all(isinstance(o, dict) and o.get("type") == "http.disconnect" for o in later),
@@ -336,6 +338,7 @@ async def test_receive_waits_while_client_is_connected(asgi: Probe) -> None:
     # The client waits for the response, so it is connected all through the receive().
     exchange = await asgi.send(script=script, timeout=units(3))
     outcome = _result(exchange.timeline(), 1)
+    no_request_after_the_body(outcome)
     expect(
         outcome == "timeout",
         sent="GET /, client connected and waiting for the response",

@@ -38,7 +38,7 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
     ]
     live = await asgi.begin(script=script, timeout=units(3), rid=held)
     async with live:
-        await live.read_until(b"held-first-", timeout=units(3))
+        await live.read_streamed(b"held-first-", timeout=units(3))
         other = [
             steps.read_body(units(2)),
             steps.start(200),

@@ -25,7 +25,7 @@ from conformance import requirement
 from conformance._batch import scenario, scenarios
 from conformance._probe import Probe, WebSocketSession, expect
 from conformance._timing import units
-from conformance._verdicts import ConformanceFailure, Unsupported
+from conformance._verdicts import ConformanceFailure, Refused, Unsupported
 from conformance.clients import ClientError, Handshake, ServerTimeout
 
 
@@ -146,7 +146,13 @@ async def _early_frame(asgi: Probe) -> tuple[Any, Any, str]:
     script = [ws.connect(units(2)), ws.receive(units(1)), ws.accept(), ws.close(1000)]
     # The app's close ends its script once the client answers the close frame: answer it
     # meanwhile, and take the app's report as soon as it comes.
-    session = await asgi.websocket(script, early=frame)
+    try:
+        session = await asgi.websocket(script, early=frame)
+    except ClientError as exc:
+        raise Refused(
+            f"the server would not answer an upgrade with a frame ahead of the 101 ({exc}); "
+            "RFC 6455 section 4.1 has the client wait, so refusing it is the server's right"
+        ) from None
     async with session, anyio.create_task_group() as tasks:
         tasks.start_soon(_close_quietly, session)
         timeline = await session.timeline(units(4))
