@@ -49,6 +49,8 @@ class Sent:
     requests: Callable[[], Sequence[Request]] | None = None
     #: A lifespan check's app (an attribute of conformance/apps/lifespan.py).
     lifespan_app: str = ""
+    #: A legacy (ASGI 2, double-callable) app was served: the check's last word.
+    legacy: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def reproducer(sent: Sequence[Sent], observed: str) -> Reproducer | None:
     last = sent[-1]
     if last.lifespan_app:
         return _lifespan_reproducer(last.lifespan_app, observed)
+    if last.legacy:
+        return _legacy_reproducer(last.wire, observed)
     raw = last.raw() if last.raw is not None else b""
     opened = list(last.requests()) if last.requests is not None else []
     if opened:
@@ -309,3 +313,28 @@ def _lifespan_reproducer(app: str, observed: str) -> Reproducer:
         "(SIGINT where the check says so), and watch what it does"
     )
     return Reproducer("lifespan", request, "\n".join(lines) + "\n", observed)
+
+
+def _legacy_reproducer(wire: str, observed: str) -> Reproducer:
+    """Serve a double-callable app (asgi.rst "Legacy Applications") and send it a GET."""
+    app = "\n".join(
+        [
+            "def app(scope):",
+            '    print("constructed with:", scope["type"])',
+            "",
+            "    async def instance(receive, send):",
+            '        await send({"type": "http.response.start", "status": 200, "headers": []})',
+            '        await send({"type": "http.response.body", "body": b"ok"})',
+            "",
+            "    return instance",
+            "",
+        ]
+    )
+    get = Request(method=b"GET", target=b"/", headers=[(b"host", b"127.0.0.1")])
+    if wire == "h2":
+        request = _h2_frames(get)
+    else:
+        from conformance.clients.http1 import encode_request
+
+        request = repr(encode_request(get))
+    return Reproducer(wire, request, app, observed)

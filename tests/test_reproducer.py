@@ -118,3 +118,23 @@ def test_a_lifespan_reproducer_runs_the_apps_lifespan() -> None:
 
     asyncio.run(namespace["app"]({"type": "lifespan"}, receive, send))
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.failed"]
+
+
+def test_a_legacy_reproducer_serves_a_double_callable_app() -> None:
+    """The check's last word was a legacy app: the reproducer is an ASGI 2 app and a GET."""
+    made = reproducer([Sent("http/1.1", Request(target=b"/x")), Sent("http/1.1", legacy=True)], "o")
+    assert made is not None
+    assert made.request.startswith("b'GET / HTTP/1.1")
+    namespace: dict[str, Any] = {}
+    exec(compile(made.app, "repro.py", "exec"), namespace)
+    instance = namespace["app"]({"type": "http"})  # constructed with the scope alone
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(instance(receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import ConformanceFailure, HarnessError, Level, Unsupported, Verdict
-from conformance._verdicts import SEVERITY, verdict_for
+from conformance._verdicts import SEVERITY, NotJudged, Refused, verdict_for
 
 
 class _SpecificFailure(ConformanceFailure):
@@ -18,6 +18,8 @@ TABLE: list[tuple[type[BaseException] | None, tuple[str, str, str, str, str]]] =
     (ConformanceFailure, ("fail", "fail", "warn", "warn", "info")),
     (_SpecificFailure, ("fail", "fail", "warn", "warn", "info")),
     (Unsupported, ("unsupported",) * 5),
+    (Refused, ("unsupported",) * 5),
+    (NotJudged, ("unsupported",) * 5),
     (HarnessError, ("error",) * 5),
     (AssertionError, ("error",) * 5),
     (KeyError, ("error",) * 5),

@@ -12,6 +12,7 @@ from conformance import requirement
 from conformance._batch import ahead
 from conformance._launcher import LEGACY_APP, LaunchConfig, ServerStartError
 from conformance._probe import Probe, expect
+from conformance._reproducer import Sent
 from conformance._verdicts import ConformanceFailure
 
 
@@ -27,6 +28,8 @@ async def test_legacy_double_callable_app_is_served(asgi: Probe) -> None:
         raise ConformanceFailure(
             f"the server could not serve a legacy (ASGI 2) app: {exc}"
         ) from None
+    finally:  # the reproducer serves a double-callable app, not the probe's script
+        asgi.sent.append(Sent(asgi.wire, legacy=True))
     calls = exchange.observations("call", timeout=None if exchange.response.status < 400 else 0)
     expect(
         exchange.response.status == 200 and bool(calls),
