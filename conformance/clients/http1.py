@@ -250,7 +250,12 @@ class RawHTTP1Connection:
                 while True:
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        ConnectionError,
+                        ssl.SSLError,
+                    ):
                         self.closed_by_peer = True
                         return bytes(self.received[start:])
                     self.received += data
@@ -274,7 +279,12 @@ class RawHTTP1Connection:
                     if event is h11.NEED_DATA:
                         try:
                             data = await self._stream.receive(_READ_SIZE)
-                        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                        except (
+                            anyio.EndOfStream,
+                            anyio.BrokenResourceError,
+                            ConnectionError,
+                            ssl.SSLError,
+                        ):
                             data = b""
                             self.closed_by_peer = True
                         self.received += data
@@ -346,7 +356,12 @@ class RawHTTP1Connection:
                 ):
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        ConnectionError,
+                        ssl.SSLError,
+                    ):
                         self.closed_by_peer = True
                         raise ConnectionClosed(
                             f"the server closed the connection before {marker!r} arrived; "
@@ -372,7 +387,12 @@ class RawHTTP1Connection:
                 while len(self.received) - start < count:
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+                    except (
+                        anyio.EndOfStream,
+                        anyio.BrokenResourceError,
+                        ConnectionError,
+                        ssl.SSLError,
+                    ):
                         self.closed_by_peer = True
                         raise ConnectionClosed(
                             f"the server closed the connection after "
