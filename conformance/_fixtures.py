@@ -23,7 +23,7 @@ import pytest
 
 from conformance._batch import AHEAD_MARKER, STANDALONE, start_ahead, start_batches
 from conformance._catalogue import requirement
-from conformance._launcher import ServerProcess
+from conformance._launcher import ServerProcess, ServerStartError
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, resolve_targets
 from conformance._registry import MARKER
@@ -32,6 +32,7 @@ from conformance._verdicts import HarnessError
 
 
 __all__ = [
+    "UNSTARTED",
     "applicable_targets",
     "asgi",
     "asgi_server",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _TARGETS = pytest.StashKey[dict[str, Target]]()
+#: On a check's item: why its target's server never started (the check was not judged).
+UNSTARTED = pytest.StashKey[str]()
 
 
 def targets(config: pytest.Config) -> dict[str, Target]:
@@ -89,9 +92,13 @@ def asgi_server(
     log_dir = tmp_path_factory.mktemp("asgi-logs", numbered=True)
     server = ServerUnderTest(target, asgi_side_channel, log_dir)
     try:
-        server.main  # noqa: B018 - starting is the point; a failure errors every check
-        start_batches(server, _modules_of(request.session, target.name))
-        start_ahead(server, _ahead_of(request.session, target.name))
+        try:
+            server.main  # noqa: B018 - starting is the point
+        except ServerStartError as exc:
+            server.unavailable = str(exc)  # every check of the target says so: see asgi()
+        else:
+            start_batches(server, _modules_of(request.session, target.name))
+            start_ahead(server, _ahead_of(request.session, target.name))
         yield server
     finally:
         # Normally stopped already, by the last check's teardown; here only when the
@@ -203,7 +210,20 @@ def pytest_runtest_teardown(
 
 @pytest.fixture
 def asgi(asgi_server: ServerUnderTest, request: pytest.FixtureRequest) -> Probe:
-    """The probe session of one check; an error if the server has died since the last one."""
+    """The probe session of one check; an error if the server has died since the last one.
+
+    A server that never started errors its target's first check with the reason and
+    the log tail, without a traceback; the others are skipped with a line pointing
+    there (their matrix cells are ``error`` all the same): one reason, not a flood.
+    """
+    if asgi_server.unavailable:
+        request.node.stash[UNSTARTED] = asgi_server.unavailable
+        if not asgi_server.unavailable_told:
+            asgi_server.unavailable_told = True
+            pytest.fail(asgi_server.unavailable, pytrace=False)
+        pytest.skip(
+            f"not judged: {asgi_server.target.name} did not start (its first check says why)"
+        )
     if request.node.nodeid in _retire_points(request.session):
         asgi_server.retire(STANDALONE)
     crashed = asgi_server.crashed()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conformance._catalogue import requirement
+from conformance._fixtures import UNSTARTED
 from conformance._probe import Probe, ServerUnderTest
 from conformance._reproducer import reproducer
 from conformance._verdicts import ConformanceFailure, Unsupported, Verdict, verdict_for
@@ -65,10 +66,14 @@ def judge_report(
     target = getattr(item, "callspec", None)
     target_name = str(target.params.get("asgi_server", "?")) if target else "?"
     excinfo = call.excinfo
+    unstarted = item.stash.get(UNSTARTED, "")
     if report.when in ("setup", "teardown"):
         if report.passed:
             return
-        if report.skipped:
+        if unstarted:
+            verdict = Verdict.ERROR
+            detail = "harness error in setup: " + _first_lines(unstarted)
+        elif report.skipped:
             verdict = Verdict.UNSUPPORTED
             detail = _skip_reason(report)
         else:
@@ -93,6 +98,7 @@ def judge_report(
             ("asgi.check", item.name.split("[", 1)[0]),
             ("asgi.log", log),
             ("asgi.reproducer", repro),
+            ("asgi.unstarted", unstarted),
         ]
     )
     server = item.funcargs.get("asgi_server") if hasattr(item, "funcargs") else None

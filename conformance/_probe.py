@@ -71,6 +71,10 @@ class ServerUnderTest:
         self._retired: dict[str, ServerProcess] = {}
         self._retiring: threading.Thread | None = None
         self._retire_reports: list[str] = []
+        #: Why the main instance could not be started ("" once it is up): nothing of this
+        #: target can be judged, and its checks say so once, not once each.
+        self.unavailable = ""
+        self.unavailable_told = False
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
 

@@ -17,7 +17,13 @@ from conformance._matrix import MatrixBuilder, render_terminal, write_matrix
 from conformance._verdicts import Verdict
 
 
-__all__ = ["MatrixReporter"]
+__all__ = ["EXIT_SERVER_DID_NOT_START", "MatrixReporter"]
+
+#: The exit status of a run in which some server never started (pytest's own go to 5): a
+#: CI job can tell "the server is broken" from "the server breaks the spec".
+EXIT_SERVER_DID_NOT_START = 6
+#: How much of a server's log a "did not start" line shows in the terminal.
+_TAIL_LINES = 12
 
 
 class MatrixReporter:
@@ -28,6 +34,10 @@ class MatrixReporter:
             self.builder.add_server(target.name, target.describe())
         self.written: list[Path] = []
         self.matrix: dict[str, Any] | None = None
+        #: Targets whose server never started, and why (the reason and its log tail).
+        self.unstarted: dict[str, str] = {}
+        #: The report directory, when it was left as it was (nothing was judged).
+        self.kept: Path | None = None
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -37,6 +47,8 @@ class MatrixReporter:
         if "asgi.verdict" not in props:
             return
         target = str(props["asgi.target"])
+        if props.get("asgi.unstarted"):
+            self.unstarted.setdefault(target, str(props["asgi.unstarted"]))
         server = props.get("asgi.server")
         if isinstance(server, dict):
             self.builder.add_server(target, server)
@@ -57,14 +69,33 @@ class MatrixReporter:
         if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
             self.builder.partial = True
             self.builder.notes.append("the run was interrupted: this matrix is partial")
+        for target, reason in self.unstarted.items():
+            why = reason.splitlines()[0].removeprefix(f"{target}: ")
+            self.builder.notes.append(f"{target} did not start: {why}")
         self.matrix = self.builder.build()
         directory = Path(self.config.getoption("--asgi-report"))
         if not directory.is_absolute():
             directory = self.config.invocation_params.dir / directory
-        self.written = write_matrix(self.matrix, directory)
+        if self.unstarted and set(self.unstarted) >= set(self.matrix["results"]):
+            self.kept = directory  # nothing was judged: an older report is worth more
+        else:
+            self.written = write_matrix(self.matrix, directory)
+        if self.unstarted and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = EXIT_SERVER_DID_NOT_START
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.matrix or not self.matrix["results"]:
+        if self.unstarted:
+            terminalreporter.section("ASGI servers that did not start", red=True)
+            for reason in self.unstarted.values():
+                first, *rest = reason.splitlines()
+                terminalreporter.write_line(first.strip())
+                for line in rest[-_TAIL_LINES:]:
+                    terminalreporter.write_line(f"    {line}")
+            if self.kept is not None:
+                terminalreporter.write_line(
+                    f"no server started, so nothing was judged: {self.kept} was left as it was"
+                )
+        if not self.matrix or not self.matrix["results"] or self.kept is not None:
             return
         terminalreporter.section("ASGI conformance matrix")
         for line in render_terminal(self.matrix):

@@ -47,6 +47,7 @@ from typing import Any
 
 import pytest
 
+from conformance._reporter import EXIT_SERVER_DID_NOT_START
 from tests.hostile.server import CRASH_STATUS, GARBAGE
 
 
@@ -287,11 +288,17 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def test_the_run_ends_in_bounded_time_with_a_complete_matrix(hostile_run: Run) -> None:
-    assert hostile_run.returncode == pytest.ExitCode.TESTS_FAILED, hostile_run.output[-3000:]
+    # Some hostile servers never start: the run's exit status says so.
+    assert hostile_run.returncode == EXIT_SERVER_DID_NOT_START, hostile_run.output[-3000:]
     assert hostile_run.seconds < RUN_BUDGET
     matrix = hostile_run.matrix
     assert matrix["partial"] is False
-    assert matrix["notes"] == []
+    never_ready = {
+        t
+        for t in COLUMNS
+        if t.partition("+")[0] in ("never-binds", "no-answer", "garbage", "trickle")
+    }
+    assert {note.partition(" did not start: ")[0] for note in matrix["notes"]} == never_ready
     assert list(matrix["results"]) == [*COLUMNS, "uvicorn"]
     for target in matrix["results"]:
         assert sorted(hostile_run.cells(target)) == sorted(CHECKS), target

@@ -27,6 +27,7 @@ import pytest
 import conformance.suite
 from conformance import catalogue
 from conformance._matrix import counts
+from conformance._reporter import EXIT_SERVER_DID_NOT_START
 
 
 #: A few checks, chosen to produce pass, info, warn and (on some servers) fail cells.
@@ -579,8 +580,18 @@ def test_a_server_that_exits_at_once_errors_only_its_own_column(
 ) -> None:
     broken = 'broken={python} -c "import sys; print(\\"boom\\"); sys.exit(3)" {port} {app}'
     result = _run(pytester, "-k", SUBSET, f"--asgi-server={broken}", "--asgi-server=uvicorn")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == EXIT_SERVER_DID_NOT_START
     assert result.duration < 60
+    # One error names why, with the log tail, once; the column's other checks point at it.
+    assert result.parseoutcomes()["errors"] == 1
+    assert result.stdout.str().count("the server exited with status 3 before it was ready") == 2
+    result.stdout.fnmatch_lines(
+        [
+            "*ASGI servers that did not start*",
+            "broken: the server exited with status 3 before it was ready",
+            "*boom*",
+        ]
+    )
     matrix = _matrix(pytester.path)
     _, reference_dir = reference
     assert _verdicts(matrix, ("uvicorn",)) == _verdicts(_matrix(reference_dir), ("uvicorn",))
@@ -594,6 +605,9 @@ def test_a_server_that_exits_at_once_errors_only_its_own_column(
         [_literal("ERROR test_http_scope.py::test_scope_type_is_http[broken]*")]
     )
     assert matrix["servers"]["broken"]["version"] == "unknown"
+    assert matrix["notes"] == [
+        "broken did not start: the server exited with status 3 before it was ready"
+    ]
 
     check = subprocess.run(
         [sys.executable, "-m", "conformance.report", "check-no-errors", "asgi-report/matrix.json"],
@@ -613,16 +627,39 @@ def test_a_server_that_exits_at_once_errors_only_its_own_column(
     )
 
 
+def test_a_run_where_no_server_starts_keeps_the_last_report(pytester: pytest.Pytester) -> None:
+    """Nothing was judged: the previous matrix is worth more than one of errors alone."""
+    report = pytester.path / "asgi-report"
+    report.mkdir()
+    (report / "matrix.json").write_text('{"kept": true}', encoding="utf-8")
+    missing = "missing=no-such-command-anywhere --port {port} {app}"
+    result = _run(pytester, "-q", f"--asgi-server={missing}")
+    assert result.ret == EXIT_SERVER_DID_NOT_START
+    assert len(result.outlines) < 40, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "missing: cannot start 'no-such-command-anywhere': No such file or directory",
+            f"no server started, so nothing was judged: {report} was left as it was",
+        ]
+    )
+    assert json.loads((report / "matrix.json").read_text("utf-8")) == {"kept": True}
+
+
 def test_an_interrupted_run_writes_a_partial_matrix(pytester: pytest.Pytester) -> None:
-    """``-x`` stops at the first error: the matrix is written, and says it is partial."""
-    broken = "broken={python} -c 'raise SystemExit(1)' {port} {app}"
-    result = _run(pytester, "-x", "-k", SUBSET, f"--asgi-server={broken}")
+    """``-x`` stops at the first failure: the matrix is written, and says it is partial."""
+    # uvicorn frames an HTTP/1.0 response chunked (a finding of its column): -x stops there.
+    result = _run(
+        pytester, "-x", "-k", "scope_type_is_http or http10_response", "--asgi-server=uvicorn"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(failed=1, passed=1)
     matrix = _matrix(pytester.path)
     assert matrix["partial"] is True
     assert matrix["notes"] == ["the run was interrupted: this matrix is partial"]
-    assert len(matrix["results"]["broken"]) == 1
+    assert sorted(matrix["results"]["uvicorn"]) == [
+        "http.response.http10-framing",
+        "http.scope.type",
+    ]
     markdown = (pytester.path / "asgi-report" / "matrix.md").read_text(encoding="utf-8")
     assert "**partial run (interrupted)**" in markdown
 
@@ -657,21 +694,18 @@ def test_a_server_that_never_answers_is_killed_with_its_children(
         "--asgi-timeout-factor=0.1",
         "--asgi-report=reports/here",
     )
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.ret == EXIT_SERVER_DID_NOT_START
     assert result.duration < 30
     pids = [int(pid) for pid in (pytester.path / "pids").read_text().split()]
     assert len(pids) == 2  # the server started, once, and its child too
     assert [pid for pid in pids if _alive(pid)] == []
     assert _processes_mentioning(token) == []
+    # Nothing was judged, so no report is written, here or in the default place.
     assert not (pytester.path / "asgi-report").exists()
-    matrix = _matrix(pytester.path, "reports/here")
-    column = matrix["results"]["sleeper"]
-    assert len(column) == 2
-    for cell in column.values():
-        assert cell["verdict"] == "error"
-        assert re.search(
-            r"did not answer a request to the probe app within [\d.]+s", cell["detail"]
-        )
+    assert not (pytester.path / "reports" / "here").exists()
+    result.stdout.fnmatch_lines(
+        ["sleeper: the server did not answer a request to the probe app within *"]
+    )
 
 
 # -- strictness ---------------------------------------------------------------------------
