@@ -44,6 +44,8 @@ __all__ = [
 _TARGETS = pytest.StashKey[dict[str, Target]]()
 #: On a check's item: why its target's server never started (the check was not judged).
 UNSTARTED = pytest.StashKey[str]()
+#: How many times a column's server is started again after dying mid-run.
+MAX_RESTARTS = 3
 
 
 def targets(config: pytest.Config) -> dict[str, Target]:
@@ -228,5 +230,13 @@ def asgi(asgi_server: ServerUnderTest, request: pytest.FixtureRequest) -> Probe:
         asgi_server.retire(STANDALONE)
     crashed = asgi_server.crashed()
     if crashed:
-        raise HarnessError(crashed)
+        if asgi_server.restarts >= MAX_RESTARTS:
+            raise HarnessError(f"{crashed}\n(not restarted: it crashed {MAX_RESTARTS} times)")
+        asgi_server.restart(during=_previous_check(request.session, request.node))
     return Probe(asgi_server)
+
+
+def _previous_check(session: pytest.Session, item: pytest.Item) -> str:
+    """The check before ``item`` (the one during which its server died)."""
+    index = session.items.index(item) if item in session.items else 0
+    return session.items[index - 1].name if index > 0 else "start-up"

@@ -207,6 +207,9 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
         tally = counts(matrix["results"][server])
         version = matrix["servers"].get(server, {}).get("version", "?")
         summary = ", ".join(f"{n} {v}" for v, n in tally.items() if n)
+        restarts = matrix["servers"].get(server, {}).get("restarts") or 0
+        if restarts:
+            summary += f" (crashed and restarted {restarts}x)"
         lines.append(f"{f'{number}: ' if numbered else ''}{server} {version}: {summary}")
     return lines
 
@@ -254,14 +257,19 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         + "."
     )
     lines.append("")
-    lines.append("| server | version | command |")
-    lines.append("|---|---|---|")
+    lines.append("| server | version | command | restarts |")
+    lines.append("|---|---|---|---|")
+    crashes: list[str] = []
     for name in servers:
         info = matrix["servers"].get(name, {})
         lines.append(
-            f"| {_md(name)} | {_md(str(info.get('version', '?')))} | `{_md(str(info.get('command', '')))}` |"
+            f"| {_md(name)} | {_md(str(info.get('version', '?')))} "
+            f"| `{_md(str(info.get('command', '')))}` | {int(info.get('restarts') or 0)} |"
         )
+        crashes += [str(crash) for crash in info.get("crashes") or ()]
     lines.append("")
+    if crashes:
+        lines += [f"- {_md(crash)}" for crash in crashes] + [""]
     legend = ", ".join(f"{SYMBOLS[v]} {v}" for v in VERDICT_ORDER)
     lines.append(
         f"Legend: {legend}; {NOT_APPLICABLE}: the requirement does not exist on that protocol."

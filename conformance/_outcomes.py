@@ -110,6 +110,8 @@ def judge_report(
         info["boots"] = [
             {"config": i.config.key, "seconds": round(i.boot_seconds, 3)} for i in instances
         ]
+        info["restarts"] = server.restarts
+        info["crashes"] = list(server.crashes)
         report.user_properties.append(("asgi.server", info))
     if report.when != "call":
         return

@@ -75,6 +75,11 @@ class ServerUnderTest:
         #: target can be judged, and its checks say so once, not once each.
         self.unavailable = ""
         self.unavailable_told = False
+        #: Instances that died during the run, and why (each then started anew).
+        self._crashed: list[ServerProcess] = []
+        self.crashes: list[str] = []
+        #: Batches started against instances that have since died (joined at the stop).
+        self._dropped: list[Batch] = []
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
 
@@ -147,6 +152,32 @@ class ServerUnderTest:
                 )
         return ""
 
+    @property
+    def restarts(self) -> int:
+        return len(self.crashes)
+
+    def restart(self, during: str) -> None:
+        """Forget every instance that has died: the next check that needs one boots it anew.
+
+        The crash was the finding of the check ``during`` which it happened (that check
+        is ``error``, naming the exit status and the log tail); the checks after it are
+        still judged, against a fresh process, and the column records the restart.
+        """
+        with self._lock:
+            # What ran ahead, or in a scenario batch, may have met the dead process: the
+            # checks still to come run their scenarios again, against the new one.
+            self._dropped.extend(self._batches.values())
+            self._batches.clear()
+            dead = {k: s for k, s in self._instances.items() if s.exit_status() is not None}
+            for key, server in dead.items():
+                del self._instances[key]
+                self._crashed.append(server)
+                which = "main" if server.config == LaunchConfig() else server.config.key
+                self.crashes.append(
+                    f"{self.target.name} ({which} instance) exited with "
+                    f"status {server.exit_status()} during {during}; restarted"
+                )
+
     def retire(self, standalone: Collection[str] = ()) -> None:
         """Stop every instance now, in the background: the checks left need none of them.
 
@@ -181,19 +212,20 @@ class ServerUnderTest:
     def every_instance(self) -> list[ServerProcess]:
         """The running instances and those :meth:`retire` stopped, in the order they started."""
         with self._lock:
-            return [*self._retired.values(), *self._instances.values()]
+            return [*self._crashed, *self._retired.values(), *self._instances.values()]
 
     def stop(self) -> list[str]:
         """Stop every instance at once: graceful shutdowns overlap instead of adding up."""
         # A batch still talking to an instance ends first (its waits are all bounded).
         with self._lock:
-            batches = list(self._batches.values())
+            batches = [*self._dropped, *self._batches.values()]
         for batch in batches:
             batch.join()
         with self._lock:
             self._batches.clear()
-            servers = list(self._instances.values())
+            servers = [*self._crashed, *self._instances.values()]  # the dead are reaped too
             self._instances.clear()
+            self._crashed.clear()
             retiring = self._retiring
         reports = _stop_all(servers)
         if retiring is not None:

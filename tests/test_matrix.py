@@ -309,7 +309,7 @@ def test_hostile_text_never_breaks_a_markdown_table() -> None:
     markdown = render_markdown(matrix)
     servers, grid = _tables(markdown)
     assert len(servers) == 2 + len(HOSTILE)
-    assert all(len(_cells(line)) == 3 for line in servers)
+    assert all(len(_cells(line)) == 4 for line in servers)
     assert len(grid) == 2 + len(matrix["checks"])
     assert all(len(_cells(line)) == 2 + len(HOSTILE) for line in grid)
 

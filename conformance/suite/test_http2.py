@@ -211,6 +211,7 @@ async def _reset_one_of_two(asgi: Probe) -> tuple[Any, bytes | str]:
     release = f"release-{asgi.new_rid()}"
     sibling_script = [
         steps.read_body(units(2)),
+        steps.notify("waiting"),
         steps.wait_flag(release, units(5)),
         steps.start(200, [(b"content-length", b"7")]),
         steps.body(b"sibling"),
@@ -223,12 +224,15 @@ async def _reset_one_of_two(asgi: Probe) -> tuple[Any, bytes | str]:
                 "script": steps.encode_script(reset_script)
             }))
         )  # fmt: skip
+        sibling_rid = asgi.new_rid()
         sibling = await connection.start(
-            Request(headers=asgi.probe_headers(asgi.new_rid(), "script", {
+            Request(headers=asgi.probe_headers(sibling_rid, "script", {
                 "script": steps.encode_script(sibling_script)
             }))
         )  # fmt: skip
-        await anyio.to_thread.run_sync(channel.wait_for, first_rid, "notify", units(3), 1)
+        # Both apps are in flight before the reset: the sibling is one the reset could harm.
+        for rid in (first_rid, sibling_rid):
+            await anyio.to_thread.run_sync(channel.wait_for, rid, "notify", units(3), 1)
         await first.reset()
         found = await anyio.to_thread.run_sync(channel.wait_for, first_rid, "script", units(4), 1)
         channel.set_flag(release)
