@@ -129,6 +129,7 @@ class Batch:
         finally:
             if name in self._probes:
                 probe.sent.extend(self._probes[name].sent)
+                probe.rids.extend(self._probes[name].rids)
             for instance in probe.server.instances():
                 if instance.pid is not None:
                     since = self.log_offsets.get(instance.pid, 0)
@@ -281,6 +282,7 @@ async def replay_ahead(node: str, probe: Probe) -> bool:
     probe.notes.extend(ran.probe.notes)
     probe.exchanges.extend(ran.probe.exchanges)
     probe.sent.extend(ran.probe.sent)
+    probe.rids.extend(ran.probe.rids)
     for pid, offset in ran.probe.log_offsets.items():
         probe.log_offsets[pid] = min(probe.log_offsets.get(pid, offset), offset)
     if ran.error is not None:

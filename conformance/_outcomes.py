@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conformance._catalogue import requirement
+from conformance._evidence import own_log
 from conformance._fixtures import UNSTARTED
 from conformance._probe import Probe, ServerUnderTest
 from conformance._reproducer import reproducer
@@ -45,10 +46,11 @@ def _log_excerpt(item: pytest.Item) -> str:
     parts = []
     if isinstance(probe, Probe) and probe.exchanges:
         parts.append("--- wire (> sent, < received) ---\n" + probe.wire_evidence())
+    rids = probe.rids if isinstance(probe, Probe) else []
     for instance in server.instances():
-        text = instance.log_since(offsets.get(instance.pid or -1, 0))
-        if not text.strip():
-            # Nothing was logged during the check: the tail still says what state it is in.
+        text = own_log(instance.log_since(offsets.get(instance.pid or -1, 0)), rids)
+        if not text.strip() and instance.exit_status() is not None:
+            # Nothing was logged during the check, and the process is gone: its tail says why.
             text = instance.log_tail(20)
         if text.strip():
             parts.append(

@@ -24,6 +24,7 @@ import anyio.to_thread
 
 from conformance import _boots
 from conformance._batch import Batch
+from conformance._evidence import elide_probe_headers
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
 from conformance._profiles import Target
 from conformance._reproducer import Sent
@@ -453,6 +454,8 @@ class Probe:
     exchanges: list[Exchange] = field(default_factory=list)
     #: Everything the check sent, in order, for a failing cell's reproducer.
     sent: list[Sent] = field(default_factory=list)
+    #: The request ids this check made: its own entries of the server log name them.
+    rids: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for instance in self.server.instances():
@@ -464,7 +467,9 @@ class Probe:
         return self.server.target
 
     def new_rid(self) -> str:
-        return f"{os.getpid()}-{next(_rids)}"
+        rid = f"{os.getpid()}-{next(_rids)}"
+        self.rids.append(rid)
+        return rid
 
     def observe(self, note: str) -> None:
         """Record evidence for the matrix's ``detail`` (what was seen when the check passed)."""
@@ -677,10 +682,10 @@ class Probe:
         return exchange
 
     def wire_evidence(self, last: int = 3, limit: int = 600) -> str:
-        """The bytes of the last exchanges, escaped, for a failure report."""
+        """The bytes of the last exchanges, escaped, probe headers elided, for a failure report."""
         lines = []
         for exchange in self.exchanges[-last:]:
-            sent = exchange.response.sent or exchange.request.target
+            sent = elide_probe_headers(exchange.response.sent or exchange.request.target)
             lines.append(f"> {_clip(sent, limit)}")
             received = exchange.response.received or (
                 b"%d %s" % (exchange.response.status, exchange.response.body[:200])

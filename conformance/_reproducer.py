@@ -20,14 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conformance._evidence import PROBE_HEADER_LINE
 from conformance.apps._script import parse_script
 from conformance.clients import Request
 
 
 __all__ = ["Reproducer", "Sent", "app_source", "reproducer"]
 
-#: The probe's private header lines on the HTTP/1.1 wire (the values never hold CR or LF).
-_PROBE_LINE = re.compile(rb"(?im)^x-probe[a-z0-9-]*:[^\r\n]*\r\n")
 _SCRIPT_LINE = re.compile(rb"(?im)^x-probe-script:[ \t]*([A-Za-z0-9+/=]+)[ \t]*\r\n")
 _BEHAVIOUR_LINE = re.compile(rb"(?im)^x-probe:[ \t]*([a-z0-9_-]+)[ \t]*\r\n")
 #: How much of a long request a reproducer keeps (a MiB body is shown by its start).
@@ -113,7 +112,7 @@ def _from_raw(data: bytes) -> tuple[str, str, list[Any] | None]:
     """The request bytes without probe headers, and the (last) script they carried."""
     scripts = [_decode_script(m.group(1)) for m in _SCRIPT_LINE.finditer(data)]
     behaviours = [m.group(1).decode("latin-1") for m in _BEHAVIOUR_LINE.finditer(data)]
-    public = _PROBE_LINE.sub(b"", data)
+    public = PROBE_HEADER_LINE.sub(b"", data)
     shown = repr(public[:_KEEP]) + (
         f"  # … {len(public)} bytes in all" if len(public) > _KEEP else ""
     )

@@ -84,9 +84,11 @@ async def run_script(
             try:
                 entry["result"] = await runner(step, receive, send, wait)
                 entry["ok"] = True
-            except ScriptError:
+            except ScriptError as exc:
                 entry["ok"] = True
                 entry["t1"] = time.monotonic()
+                # Named, so that the evidence of another check can leave this one out.
+                exc.args = (f"{exc} (rid {rid})",)
                 raise
             except Exception as exc:
                 entry["ok"] = False
