@@ -90,8 +90,11 @@ class MatrixBuilder:
         self.suite_version = suite_version
         self.servers: dict[str, dict[str, Any]] = {}
         self.cells: dict[str, dict[str, _Cell]] = {}
+        #: The run was interrupted (Ctrl-C, ``-x``).
         self.partial = False
         self.notes: list[str] = []
+        #: Rows of the catalogue the run's columns have but the run did not judge (a subset).
+        self.left_out: list[str] = []
 
     def add_server(self, name: str, info: Mapping[str, Any]) -> None:
         current = self.servers.setdefault(name, {})
@@ -127,8 +130,9 @@ class MatrixBuilder:
                 timespec="seconds"
             ),
             "suite_version": self.suite_version,
-            "partial": self.partial,
+            "partial": self.partial or bool(self.left_out),
             "notes": self.notes,
+            "left_out": list(self.left_out),
             "servers": self.servers,
             "checks": {rid: known[rid].to_json() for rid in ordered_ids if rid in known},
             "results": results,
@@ -214,6 +218,17 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     return lines
 
 
+def why_partial(matrix: Mapping[str, Any]) -> str:
+    """Why a partial matrix is partial: interrupted, or a subset of the rows."""
+    interrupted = any(
+        str(note).startswith("the run was interrupted") for note in matrix.get("notes", ())
+    )
+    left_out = matrix.get("left_out") or ()
+    return (
+        "interrupted" if interrupted or not left_out else f"a subset: {len(left_out)} rows left out"
+    )
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -253,7 +268,7 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
     lines = ["# ASGI conformance matrix", ""]
     lines.append(
         f"Suite {matrix['suite_version']}, generated {matrix['generated_at']}"
-        + (" — **partial run (interrupted)**" if matrix.get("partial") else "")
+        + (f" — **partial run ({why_partial(matrix)})**" if matrix.get("partial") else "")
         + "."
     )
     lines.append("")

@@ -39,7 +39,7 @@ class MatrixReporter:
         #: The report directory, when it was left as it was (nothing was judged).
         self.kept: Path | None = None
 
-    @pytest.hookimpl
+    @pytest.hookimpl(trylast=True)  # after junitxml has opened the report's testcase
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = {
             name: value for name, value in report.user_properties if str(name).startswith("asgi.")
@@ -47,6 +47,7 @@ class MatrixReporter:
         if "asgi.verdict" not in props:
             return
         target = str(props["asgi.target"])
+        _junit_testcase(self.config, report, str(props["asgi.requirement"]), target, props)
         if props.get("asgi.unstarted"):
             self.unstarted.setdefault(target, str(props["asgi.unstarted"]))
         server = props.get("asgi.server")
@@ -69,6 +70,12 @@ class MatrixReporter:
         if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
             self.builder.partial = True
             self.builder.notes.append("the run was interrupted: this matrix is partial")
+        self.builder.left_out = self._left_out()
+        if self.builder.left_out:
+            self.builder.notes.append(
+                f"a subset run: {len(self.builder.left_out)} rows of the catalogue were not "
+                "judged (matrix.json 'left_out')"
+            )
         for target, reason in self.unstarted.items():
             why = reason.splitlines()[0].removeprefix(f"{target}: ")
             self.builder.notes.append(f"{target} did not start: {why}")
@@ -82,6 +89,18 @@ class MatrixReporter:
             self.written = write_matrix(self.matrix, directory)
         if self.unstarted and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = EXIT_SERVER_DID_NOT_START
+
+    def _left_out(self) -> list[str]:
+        """Rows some column of the run has, judged on none (``-k``, ``--asgi-only``, ...)."""
+        from conformance._catalogue import catalogue
+
+        columns = list(targets(self.config).values())
+        judged = {rid for row in self.builder.cells.values() for rid in row}
+        return [
+            rid
+            for rid, req in catalogue().items()
+            if rid not in judged and any(req.applies(t.wire, t.tls) for t in columns)
+        ]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.unstarted:
@@ -109,3 +128,29 @@ def _reproducer(value: object) -> dict[str, str] | None:
     if not isinstance(value, dict):
         return None
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _junit_testcase(
+    config: pytest.Config, report: pytest.TestReport, rid: str, target: str, props: dict[str, Any]
+) -> None:
+    """With ``--junitxml``: the testcase is named by requirement id and column, and carries
+    the requirement, its level and spec section, and the verdict (an ``info`` or a
+    ``warn`` is otherwise a bare pass or skip to a CI dashboard)."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    from conformance._catalogue import requirement
+
+    req = requirement(rid)
+    testcase = xml.node_reporter(report)
+    testcase.add_attribute("name", f"{rid}[{target}]")
+    for name, value in (
+        ("asgi.requirement", rid),
+        ("asgi.level", req.level.value),
+        ("asgi.spec", req.citation),
+        ("asgi.verdict", str(props["asgi.verdict"])),
+        ("asgi.check", str(props.get("asgi.check", ""))),
+    ):
+        testcase.add_property(name, value)

@@ -18,17 +18,23 @@ import inspect
 import os
 import shlex
 import sys
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+
+if TYPE_CHECKING:
+    from conformance._selection import Selection
 
 SERVER_OPTION = "--asgi-server"
 REPORT_OPTION = "--asgi-report"
 STRICT_OPTION = "--asgi-strict"
 TIMEOUT_OPTION = "--asgi-timeout-factor"
+ONLY_OPTION = "--asgi-only"
+LEVEL_OPTION = "--asgi-level"
+_SELECTION: pytest.StashKey[Selection] = pytest.StashKey()
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
 MARKER = "asgi_requirement"
@@ -72,13 +78,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         REPORT_OPTION,
         default="asgi-report",
         metavar="DIR",
-        help="directory for matrix.json and matrix.md (default: ./asgi-report)",
+        help="directory for matrix.json, matrix.md and matrix.html (default: ./asgi-report)",
     )
     group.addoption(
         STRICT_OPTION,
         action="store_true",
         default=False,
         help="treat SHOULD/MAY misses (warn) as failures",
+    )
+    group.addoption(
+        ONLY_OPTION,
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="judge only the requirements whose id matches GLOB ('http.scope.*'); repeatable",
+    )
+    group.addoption(
+        LEVEL_OPTION,
+        action="append",
+        default=[],
+        metavar="LEVEL",
+        help="judge only the requirements of LEVEL (MUST, SHOULD, MAY, optional, info); repeatable",
     )
     group.addoption(
         TIMEOUT_OPTION,
@@ -132,6 +152,12 @@ def pytest_configure(config: pytest.Config) -> None:
         if factor <= 0:
             raise pytest.UsageError(f"{TIMEOUT_OPTION} must be positive, not {factor}")
         set_factor(factor)
+    from conformance._selection import Selection
+
+    # A bad selection is a usage error before anything runs (or any report is written).
+    config.stash[_SELECTION] = Selection.from_options(
+        config.getoption(ONLY_OPTION), config.getoption(LEVEL_OPTION)
+    )
     config.pluginmanager.register(_fixtures, "asgi_conformance_fixtures")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         from conformance._xdist import TargetScheduler
@@ -257,11 +283,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not _active(config):
         return
+    selection = config.stash[_SELECTION]
     kept, dropped = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
         uses = "asgi_server" in getattr(item, "fixturenames", ())
-        if uses and (spec is None or not isinstance(spec.params.get("asgi_server"), str)):
+        marker = item.get_closest_marker(MARKER)
+        if (uses and (spec is None or not isinstance(spec.params.get("asgi_server"), str))) or (
+            marker is not None and not selection.wants(str(marker.args[0]))
+        ):
             dropped.append(item)
         else:
             kept.append(item)
@@ -344,6 +374,31 @@ def _property(report: pytest.TestReport, key: str) -> Any:
         if name == PROPERTY_PREFIX + key:
             return value
     return None
+
+
+def pytest_report_collectionfinish(
+    config: pytest.Config, items: Sequence[pytest.Item]
+) -> list[str] | None:
+    """With ``--co``: the requirements the run would judge, by id, level and columns."""
+    if not (_active(config) and config.option.collectonly):
+        return None
+    from conformance._catalogue import requirement
+
+    columns: dict[str, list[str]] = {}
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        spec = getattr(item, "callspec", None)
+        if marker is None or spec is None:
+            continue
+        found = columns.setdefault(str(marker.args[0]), [])
+        target = str(spec.params.get("asgi_server"))
+        if target not in found:
+            found.append(target)
+    lines = [f"{len(columns)} requirement(s):"]
+    for rid, found in columns.items():
+        req = requirement(rid)
+        lines.append(f"  {rid} ({req.level.value}, {req.citation}): {', '.join(found)}")
+    return lines
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -293,13 +293,15 @@ def test_the_run_ends_in_bounded_time_with_a_complete_matrix(hostile_run: Run) -
     assert hostile_run.returncode == EXIT_SERVER_DID_NOT_START, hostile_run.output[-3000:]
     assert hostile_run.seconds < RUN_BUDGET
     matrix = hostile_run.matrix
-    assert matrix["partial"] is False
+    assert matrix["partial"] is True  # a -k subset of the suite
+    assert matrix["left_out"]
     never_ready = {
         t
         for t in COLUMNS
         if t.partition("+")[0] in ("never-binds", "no-answer", "garbage", "trickle")
     }
-    assert {note.partition(" did not start: ")[0] for note in matrix["notes"]} == never_ready
+    unstarted = [note for note in matrix["notes"] if " did not start: " in note]
+    assert {note.partition(" did not start: ")[0] for note in unstarted} == never_ready
     assert list(matrix["results"]) == [*COLUMNS, "uvicorn"]
     for target in matrix["results"]:
         assert sorted(hostile_run.cells(target)) == sorted(CHECKS), target
@@ -573,7 +575,7 @@ def test_ctrl_c_mid_check_stops_every_server_and_writes_a_partial_matrix(
     assert "KeyboardInterrupt" in text
     matrix = json.loads((tmp_path / "report" / "matrix.json").read_text("utf-8"))
     assert matrix["partial"] is True
-    assert matrix["notes"][-1] == "the run was interrupted: this matrix is partial"
+    assert "the run was interrupted: this matrix is partial" in matrix["notes"]
     # The slow server ignored SIGTERM: killed, and said so, with its escaped children.
     assert re.fullmatch(
         r"slow did not stop within [\d.]+s of SIGTERM; killed; "

@@ -11,7 +11,7 @@ from typing import Any
 
 import jinja2
 
-from conformance._matrix import NOT_APPLICABLE, SYMBOLS, applies
+from conformance._matrix import NOT_APPLICABLE, SYMBOLS, applies, why_partial
 
 
 __all__ = ["render_html"]
@@ -33,4 +33,5 @@ def render_html(matrix: Mapping[str, Any]) -> str:
         symbols=SYMBOLS,
         applies=lambda server, rid: applies(matrix, server, rid),
         not_applicable=NOT_APPLICABLE,
+        why_partial=why_partial(matrix) if matrix.get("partial") else "",
     )
