@@ -45,3 +45,14 @@ def cache_bytecode() -> str | None:
     os.environ[_PREFIX] = str(prefix)  # for the servers and the xdist workers
     os.environ.pop(_DISABLE, None)
     return str(prefix)
+
+
+def keep_hypothesis_home() -> None:
+    """Hypothesis keeps a cache (``.hypothesis/``) in the working directory; a server
+    author's checkout is no place for the suite's: it goes beside the bytecode cache,
+    unless the user chose a place (``HYPOTHESIS_STORAGE_DIRECTORY``)."""
+    try:
+        home = _cache_home() / "asgi-conformance" / "hypothesis"
+    except RuntimeError:  # no home directory to be found
+        return
+    os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(home))

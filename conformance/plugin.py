@@ -128,9 +128,10 @@ def pytest_load_initial_conftests(
         raise pytest.UsageError(str(exc)) from None
     if not getattr(namespace, "file_or_dir", None):
         args.append(str(SUITE_DIR))
-    from conformance._bytecode import cache_bytecode
+    from conformance._bytecode import cache_bytecode, keep_hypothesis_home
 
     cache_bytecode()
+    keep_hypothesis_home()
 
 
 def pytest_configure(config: pytest.Config) -> None:

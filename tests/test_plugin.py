@@ -411,6 +411,19 @@ def test_requirements_are_selected_by_id_glob_and_level(pytester: pytest.Pyteste
         result.stdout.fnmatch_lines([f"  {rid} (MUST, *): uvicorn"])
 
 
+def test_a_run_leaves_no_cache_in_the_users_directory(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body checks draw sizes with hypothesis: its cache goes to the suite's own place."""
+    cache = pytester.path / "cache-home"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    result = _run(pytester, "-k", "chunked_body_arrives", "--asgi-server=uvicorn")
+    assert result.ret == 0
+    assert not (pytester.path / ".hypothesis").exists()
+    assert (cache / "asgi-conformance" / "hypothesis").is_dir()
+
+
 def test_junit_names_each_testcase_by_requirement_and_carries_its_verdict(
     pytester: pytest.Pytester,
 ) -> None:

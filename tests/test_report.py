@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +94,25 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert excinfo.value.code == 2
     assert "python -m conformance.report" in capsys.readouterr().err
+
+
+def test_markdown_of_a_missing_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["markdown", str(tmp_path / "missing.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"cannot read {tmp_path / 'missing.json'}: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly(tmp_path: Path) -> None:
+    """``markdown ... | head -1``: no BrokenPipeError traceback, exit 0."""
+    # Far more than a pipe holds: the writer is still writing when the reader leaves.
+    path = _write(tmp_path, _matrix(*[(f"s{n}", Verdict.FAIL, "x" * 2000) for n in range(200)]))
+    command = f"{shlex.quote(sys.executable)} -m conformance.report markdown {path} | head -1"
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, check=False
+    )
+    assert proc.stdout == "# ASGI conformance matrix\n"
+    assert proc.stderr == ""
+    assert proc.returncode == 0

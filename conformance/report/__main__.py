@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -51,9 +52,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-no-errors":
         return _check_no_errors(args.matrix)
-    print(render_markdown(load_matrix(args.matrix)))
+    try:
+        matrix = load_matrix(args.matrix)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {args.matrix}: {exc}", file=sys.stderr)
+        return 1
+    print(render_markdown(matrix))
     return 0
 
 
+def _run() -> int:
+    """``main``, where a reader that stops early (``| head``) ends the output quietly."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes at exit: point stdout nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run())
