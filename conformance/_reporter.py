@@ -119,6 +119,8 @@ class MatrixReporter:
         terminalreporter.section("ASGI conformance matrix")
         for line in render_terminal(self.matrix):
             terminalreporter.write_line(line)
+        for line in _counting(self.matrix):
+            terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"wrote {path}")
 
@@ -154,3 +156,15 @@ def _junit_testcase(
         ("asgi.check", str(props.get("asgi.check", ""))),
     ):
         testcase.add_property(name, value)
+
+
+def _counting(matrix: dict[str, Any]) -> list[str]:
+    """Why pytest's summary and the matrix's counts differ: what each of them counts."""
+    cells = [cell for row in matrix["results"].values() for cell in row.values()]
+    checks = sum(len(cell.get("checks") or ()) or 1 for cell in cells)
+    return [
+        f"counts: {len(cells)} cells (a requirement on a column: the worst of its checks) "
+        f"from {checks} check results;",
+        "pytest counts the checks, with warn as xfailed (W), unsupported as skipped (u), "
+        "info as passed (i)",
+    ]

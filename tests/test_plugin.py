@@ -549,6 +549,11 @@ def test_terminal_shows_the_matrix_within_100_columns(
                 + ", ".join(f"{n} {v}" for v, n in counts(matrix["results"][name]).items() if n)
                 for name in SERVERS
             ),
+            # What the matrix counts, against pytest's summary line.
+            f"counts: {sum(len(row) for row in matrix['results'].values())} cells (a requirement "
+            "on a column: the worst of its checks) from * check results;",
+            "pytest counts the checks, with warn as xfailed (W), unsupported as skipped (u), "
+            "info as passed (i)",
             f"wrote {cwd / 'asgi-report' / 'matrix.json'}",
             f"wrote {cwd / 'asgi-report' / 'matrix.md'}",
         ]
