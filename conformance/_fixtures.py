@@ -232,11 +232,6 @@ def asgi(asgi_server: ServerUnderTest, request: pytest.FixtureRequest) -> Probe:
     if crashed:
         if asgi_server.restarts >= MAX_RESTARTS:
             raise HarnessError(f"{crashed}\n(not restarted: it crashed {MAX_RESTARTS} times)")
-        asgi_server.restart(during=_previous_check(request.session, request.node))
+        asgi_server.restart(during=asgi_server.last_check)
+    asgi_server.last_check = request.node.name
     return Probe(asgi_server)
-
-
-def _previous_check(session: pytest.Session, item: pytest.Item) -> str:
-    """The check before ``item`` (the one during which its server died)."""
-    index = session.items.index(item) if item in session.items else 0
-    return session.items[index - 1].name if index > 0 else "start-up"

@@ -218,11 +218,13 @@ def render_terminal(matrix: Mapping[str, Any], width: int = 100) -> list[str]:
     return lines
 
 
+#: The note of a run that was interrupted (Ctrl-C, ``-x``): its matrix is partial.
+INTERRUPTED_NOTE = "the run was interrupted: this matrix is partial"
+
+
 def why_partial(matrix: Mapping[str, Any]) -> str:
     """Why a partial matrix is partial: interrupted, or a subset of the rows."""
-    interrupted = any(
-        str(note).startswith("the run was interrupted") for note in matrix.get("notes", ())
-    )
+    interrupted = INTERRUPTED_NOTE in matrix.get("notes", ())
     left_out = matrix.get("left_out") or ()
     return (
         "interrupted" if interrupted or not left_out else f"a subset: {len(left_out)} rows left out"

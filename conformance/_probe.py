@@ -31,13 +31,7 @@ from conformance._reproducer import Sent
 from conformance._sidechannel import Observation, SideChannel
 from conformance._steps import encode_script
 from conformance._timing import units
-from conformance._verdicts import (
-    ConformanceFailure,
-    HarnessError,
-    NotJudged,
-    Refused,
-    Unsupported,
-)
+from conformance._verdicts import ConformanceFailure, HarnessError, Refused, Unsupported
 from conformance.clients import (
     ClientError,
     Connection,
@@ -79,6 +73,8 @@ class ServerUnderTest:
         #: Instances that died during the run, and why (each then started anew).
         self._crashed: list[ServerProcess] = []
         self.crashes: list[str] = []
+        #: The check that took a probe last: the one during which a crash happened.
+        self.last_check = "start-up"
         #: Batches started against instances that have since died (joined at the stop).
         self._dropped: list[Batch] = []
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
@@ -340,21 +336,6 @@ class LiveExchange:
     async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
         """Read until ``marker`` is in the response (its body on HTTP/2); what came so far."""
         return await self.stream.read_until(marker, timeout=timeout)
-
-    async def read_streamed(self, chunk: bytes, *, timeout: float) -> bytes:
-        """Read until ``chunk``, which the app streamed before it waits, has arrived.
-
-        For checks that begin once such a chunk is in (the client then leaves, another
-        request comes): when it never comes they learn nothing, and it is
-        ``http.streaming.flush-per-chunk`` that judges a server holding chunks back.
-        """
-        try:
-            return await self.read_until(chunk, timeout=timeout)
-        except ClientError as exc:
-            raise NotJudged(
-                f"the streamed chunk {chunk!r} never reached the client ({exc})",
-                "http.streaming.flush-per-chunk",
-            ) from None
 
     async def read_bytes(self, count: int, *, timeout: float) -> int:
         """Read until ``count`` bytes of the response have arrived; how many there are."""

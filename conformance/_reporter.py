@@ -13,7 +13,7 @@ import pytest
 
 from conformance import __version__
 from conformance._fixtures import targets
-from conformance._matrix import MatrixBuilder, render_terminal, write_matrix
+from conformance._matrix import INTERRUPTED_NOTE, MatrixBuilder, render_terminal, write_matrix
 from conformance._verdicts import Verdict
 
 
@@ -69,7 +69,7 @@ class MatrixReporter:
             return  # listing the checks judges nothing: keep the last report
         if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop or session.shouldfail:
             self.builder.partial = True
-            self.builder.notes.append("the run was interrupted: this matrix is partial")
+            self.builder.notes.append(INTERRUPTED_NOTE)
         self.builder.left_out = self._left_out()
         if self.builder.left_out:
             self.builder.notes.append(

@@ -36,6 +36,9 @@ from conformance.clients._base import (
 __all__ = ["HTTP1Stream", "HTTP1Transport", "RawHTTP1Connection", "encode_request"]
 
 _READ_SIZE = 65536
+#: What a read raises when the server has ended the connection: an end of stream, a reset,
+#: or over TLS an alert (a server that rejects the client's certificate sends one).
+_PEER_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError, ssl.SSLError)
 
 
 def encode_request(request: Request) -> bytes:
@@ -250,12 +253,7 @@ class RawHTTP1Connection:
                 while True:
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.BrokenResourceError,
-                        ConnectionError,
-                        ssl.SSLError,
-                    ):
+                    except _PEER_GONE:
                         self.closed_by_peer = True
                         return bytes(self.received[start:])
                     self.received += data
@@ -279,12 +277,7 @@ class RawHTTP1Connection:
                     if event is h11.NEED_DATA:
                         try:
                             data = await self._stream.receive(_READ_SIZE)
-                        except (
-                            anyio.EndOfStream,
-                            anyio.BrokenResourceError,
-                            ConnectionError,
-                            ssl.SSLError,
-                        ):
+                        except _PEER_GONE:
                             data = b""
                             self.closed_by_peer = True
                         self.received += data
@@ -356,12 +349,7 @@ class RawHTTP1Connection:
                 ):
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.BrokenResourceError,
-                        ConnectionError,
-                        ssl.SSLError,
-                    ):
+                    except _PEER_GONE:
                         self.closed_by_peer = True
                         raise ConnectionClosed(
                             f"the server closed the connection before {marker!r} arrived; "
@@ -387,12 +375,7 @@ class RawHTTP1Connection:
                 while len(self.received) - start < count:
                     try:
                         data = await self._stream.receive(_READ_SIZE)
-                    except (
-                        anyio.EndOfStream,
-                        anyio.BrokenResourceError,
-                        ConnectionError,
-                        ssl.SSLError,
-                    ):
+                    except _PEER_GONE:
                         self.closed_by_peer = True
                         raise ConnectionClosed(
                             f"the server closed the connection after "

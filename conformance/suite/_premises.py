@@ -8,12 +8,16 @@ the premise: one behaviour is blamed once, by the row whose sentence forbids it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conformance._verdicts import NotJudged
+from conformance.clients import ClientError
 
 
-__all__ = ["BODY_SEQUENCE", "after_the_request", "no_request_after_the_body"]
+if TYPE_CHECKING:
+    from conformance._probe import LiveExchange
+
+__all__ = ["BODY_SEQUENCE", "after_the_request", "no_request_after_the_body", "read_streamed"]
 
 #: The row that judges an http.request arriving after the one with more_body False.
 BODY_SEQUENCE = "http.request.more-body-sequence"
@@ -40,3 +44,19 @@ def no_request_after_the_body(outcome: Any) -> None:
 def after_the_request(events: list[Any]) -> list[Any]:
     """The events receive() gave after the request's own http.request events."""
     return [event for event in events[1:] if not _is_request(event)]
+
+
+async def read_streamed(live: LiveExchange, chunk: bytes, *, timeout: float) -> bytes:
+    """Read until ``chunk``, which the app streamed before it waits, has arrived.
+
+    For checks that begin once such a chunk is in (the client then leaves, another
+    request comes): when it never comes they learn nothing, and it is
+    ``http.streaming.flush-per-chunk`` that judges a server holding chunks back.
+    """
+    try:
+        return await live.read_until(chunk, timeout=timeout)
+    except ClientError as exc:
+        raise NotJudged(
+            f"the streamed chunk {chunk!r} never reached the client ({exc})",
+            "http.streaming.flush-per-chunk",
+        ) from None

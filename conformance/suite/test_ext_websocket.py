@@ -9,11 +9,14 @@ ends: the denial is the connection's last word.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from conformance import _ws_steps as ws
 from conformance import requirement
-from conformance._probe import Probe, expect
+from conformance._probe import Probe, WebSocketSession, expect
 from conformance._timing import units
-from conformance._verdicts import Unsupported
+from conformance._verdicts import NotJudged, Unsupported
 from conformance.clients.websocket import Handshake, RawWebSocket
 
 
@@ -32,13 +35,20 @@ def _advertised(scope: dict[str, object]) -> None:
         )
 
 
-@requirement("ext.websocket.denial-response")
-async def test_denial_response_reaches_the_client(asgi: Probe) -> None:
-    """An app denying with 401, x-denied: yes and "not allowed" in two bodies: the client gets exactly that."""
+@contextlib.asynccontextmanager
+async def _denied(asgi: Probe) -> AsyncIterator[tuple[WebSocketSession, Handshake]]:
+    """An upgrade the app denies with 401, x-denied: yes and "not allowed" in two bodies:
+    the session and the answer the client read (unsupported where not advertised)."""
     script = [ws.connect(), *ws.deny(401, HEADERS, BODY)]
     async with await asgi.websocket(script, read_handshake=False, timeout=units(3)) as session:
         _advertised(await session.app_scope(units(3)))
-        answer = await session.client.read_handshake(units(3))
+        yield session, await session.client.read_handshake(units(3))
+
+
+@requirement("ext.websocket.denial-response")
+async def test_denial_response_reaches_the_client(asgi: Probe) -> None:
+    """An app denying with 401, x-denied: yes and "not allowed" in two bodies: the client gets exactly that."""
+    async with _denied(asgi) as (session, answer):
         timeline = await session.timeline(units(3))
     sent = "websocket.http.response.start 401 with x-denied: yes, then bodies b'not ', b'allowed'"
     steps = [ws.result(timeline, i) for i in range(1, len(timeline))]
@@ -74,15 +84,12 @@ async def _after_the_denial(client: RawWebSocket, answer: Handshake) -> str:
 @requirement("ext.websocket.denial-closes")
 async def test_the_connection_ends_after_the_denial(asgi: Probe) -> None:
     """After the app's 401 and its final body, the server closes the connection."""
-    script = [ws.connect(), *ws.deny(401, HEADERS, BODY)]
-    async with await asgi.websocket(script, read_handshake=False, timeout=units(3)) as session:
-        _advertised(await session.app_scope(units(3)))
-        answer = await session.client.read_handshake(units(3))
+    async with _denied(asgi) as (session, answer):
         if answer.status != 401:
             # What ends the connection after some other answer is not this sentence's business.
-            raise Unsupported(
-                f"the app's denial never reached the client (it got {answer.status}; "
-                "ext.websocket.denial-response judges that), so nothing followed it"
+            raise NotJudged(
+                f"the app's denial never reached the client (it got {answer.status})",
+                "ext.websocket.denial-response",
             )
         left_open = await _after_the_denial(session.client, answer)
     expect(

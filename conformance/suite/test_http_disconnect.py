@@ -32,7 +32,11 @@ from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, NotJudged
 from conformance.apps._encoding import ForeignDict
 from conformance.clients import ClientError
-from conformance.suite._premises import after_the_request, no_request_after_the_body
+from conformance.suite._premises import (
+    after_the_request,
+    no_request_after_the_body,
+    read_streamed,
+)
 
 
 #: How long (in units) an app waits for http.disconnect: servers notice a close in milliseconds.
@@ -94,7 +98,7 @@ async def _stream_then_leave(
     live = await asgi.begin(script=script, timeout=units(3))
     rid = live.rid
     async with live:
-        await live.read_streamed(FIRST, timeout=units(3))
+        await read_streamed(live, FIRST, timeout=units(3))
     closed_at = time.monotonic()
     timeline = await _timeline(asgi, rid, units(6))
     calls = await _wait(asgi, rid, "call", units(1))

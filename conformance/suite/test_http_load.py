@@ -18,6 +18,7 @@ from conformance import requirement
 from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance.clients import ClientError, Request
+from conformance.suite._premises import read_streamed
 
 
 #: Idle keep-alive connections held open while a new one is served.
@@ -38,7 +39,7 @@ async def test_held_stream_does_not_delay_another_stream(asgi: Probe) -> None:
     ]
     live = await asgi.begin(script=script, timeout=units(3), rid=held)
     async with live:
-        await live.read_streamed(b"held-first-", timeout=units(3))
+        await read_streamed(live, b"held-first-", timeout=units(3))
         other = [
             steps.read_body(units(2)),
             steps.start(200),

@@ -144,8 +144,6 @@ async def _early_frame(asgi: Probe) -> tuple[Any, Any, str]:
 
     frame = bytes(FrameProtocol(client=True, extensions=[]).send_data("early", fin=True))
     script = [ws.connect(units(2)), ws.receive(units(1)), ws.accept(), ws.close(1000)]
-    # The app's close ends its script once the client answers the close frame: answer it
-    # meanwhile, and take the app's report as soon as it comes.
     try:
         session = await asgi.websocket(script, early=frame)
     except ClientError as exc:
@@ -153,6 +151,8 @@ async def _early_frame(asgi: Probe) -> tuple[Any, Any, str]:
             f"the server would not answer an upgrade with a frame ahead of the 101 ({exc}); "
             "RFC 6455 section 4.1 has the client wait, so refusing it is the server's right"
         ) from None
+    # The app's close ends its script once the client answers the close frame: answer it
+    # meanwhile, and take the app's report as soon as it comes.
     async with session, anyio.create_task_group() as tasks:
         tasks.start_soon(_close_quietly, session)
         timeline = await session.timeline(units(4))
