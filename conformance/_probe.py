@@ -704,13 +704,8 @@ class Probe:
 
     def require_offer(self, feature: str) -> None:
         """Mark the check ``unsupported`` unless the profile claims ``feature``."""
-        profile = self.target.profile
-        offered = {
-            "root_path": profile.root_path_args is not None,
-            "lifespan": profile.lifespan,
-        }.get(feature, feature in profile.protocols or feature in profile.extensions)
-        if not offered:
-            raise Unsupported(f"{self.target.name} does not offer {feature} (per its profile)")
+        if not self.target.profile.offers(feature):
+            raise Unsupported(self.target.profile.not_offered(feature, self.target.name))
 
 
 def _clip(data: bytes, limit: int) -> str:

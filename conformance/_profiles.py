@@ -22,6 +22,7 @@ Any other server is served by a command template on the command line,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shlex
@@ -59,6 +60,8 @@ TLS_PLACEHOLDERS = frozenset({"certfile", "keyfile", "ca_certs"})
 WIRES = ("http/1.1", "h2")
 #: ``+`` is not part of a name: it joins a protocol to a column (``hypercorn+h2``).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: A template's head: its name, then its settings (``{``) or its command (``=``).
+_TEMPLATE_HEAD = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)\s*([{=])")
 
 
 class ProfileError(ValueError):
@@ -116,6 +119,32 @@ class Profile:
 
     def version(self) -> str:
         return _installed_version(self.package) if self.package else "unknown"
+
+    def offers(self, feature: str) -> bool:
+        """Whether the server claims ``feature``: a protocol, an extension, lifespan or a root path."""
+        if feature == "root_path":
+            return self.root_path_args is not None
+        if feature == "lifespan":
+            return self.lifespan
+        return feature in self.protocols or feature in self.extensions
+
+    def not_offered(self, feature: str, column: str) -> str:
+        """Why ``column`` is unsupported for ``feature``; for a template, how it would say so."""
+        if self.source != "<command line>":
+            return f"{column} does not offer {feature} (per its profile)"
+        key = "extensions" if "." in feature else "protocols"  # websocket.http.response
+        setting = _TEMPLATE_SETTING.get(feature, f'offers={{{key}=["{feature}"]}}')
+        return (
+            f"{column} does not offer {feature} (per its template); "
+            f"a template says it does with {self.name}{{{setting}}}=COMMAND"
+        )
+
+
+#: The template setting that claims a feature (see ``_split_template``).
+_TEMPLATE_SETTING = {
+    "root_path": 'options={root_path=["--root-path", "{root_path}"]}',
+    "lifespan": "offers={lifespan=true}",
+}
 
 
 @functools.cache
@@ -373,11 +402,51 @@ def _known(profiles: Mapping[str, Profile]) -> str:
     return ", ".join(names)
 
 
+#: What a template's settings may give: a profile file's keys that describe one column.
+_TEMPLATE_KEYS = frozenset({"package", "summary", "offers", "options"})
+_TEMPLATE_EXAMPLE = (
+    'NAME{offers={lifespan=true}, options={root_path=["--root-path", "{root_path}"]}}=COMMAND'
+)
+
+
+def _split_template(selector: str) -> tuple[str, Mapping[str, Any], str]:
+    """``NAME[{SETTINGS}]=COMMAND`` as name, settings and command.
+
+    The settings are a TOML inline table with a profile file's keys (``package``,
+    ``offers``, ``options``), so a template can say what the server offers and how
+    to give it a root path without a file.  Where the table ends is where a ``}``
+    followed by ``=`` closes a table TOML can read: the command may hold braces too.
+    """
+    match = _TEMPLATE_HEAD.match(selector)
+    if match is None or match.group(2) == "=":
+        name, _, command = selector.partition("=")
+        return name.strip(), {}, command
+    name, start = match.group(1), match.end(2) - 1
+    error = "no closing '}=' before the command"
+    for end in re.finditer(r"\}\s*=", selector[start:]):
+        text = selector[start : start + end.start() + 1]
+        try:
+            settings = tomllib.loads(f"settings = {text}")["settings"]
+        except tomllib.TOMLDecodeError as exc:
+            error = str(exc)
+            continue
+        return name, settings, selector[start + end.end() :]
+    raise ProfileError(
+        f"--asgi-server {name}: cannot read the template's settings ({error}); "
+        f"write them as a TOML inline table, {_TEMPLATE_EXAMPLE}, or use a profile .toml file"
+    )
+
+
 def _from_template(selector: str) -> Profile:
-    name, _, template = selector.partition("=")
-    name = name.strip()
+    name, settings, template = _split_template(selector)
     if not _NAME.match(name):
         raise ProfileError(f"bad server name {name!r} in --asgi-server {selector!r}")
+    unknown = sorted(set(settings) - _TEMPLATE_KEYS)
+    if unknown:
+        raise ProfileError(
+            f"--asgi-server {name}: a template's settings take {', '.join(sorted(_TEMPLATE_KEYS))}, "
+            f"not {', '.join(unknown)}; variants and protocol columns need a profile .toml file"
+        )
     try:
         parts = shlex.split(template)
     except ValueError as exc:
@@ -386,8 +455,36 @@ def _from_template(selector: str) -> Profile:
         ) from None
     if not parts:
         raise ProfileError(f"--asgi-server {name}: the command template is empty")
-    _check_template(parts, f"--asgi-server {name}")
-    return Profile(name=name, command=tuple(parts), source="<command line>")
+    source = f"--asgi-server {name}"
+    _check_template(parts, source)
+    data = {"name": name, "command": parts, **settings}
+    data.setdefault("package", _guess_package(name, parts))
+    profile = parse_profile(data, source)
+    return dataclasses.replace(profile, source="<command line>")
+
+
+def _guess_package(name: str, command: Sequence[str]) -> str | None:
+    """The distribution a template's command runs, for the matrix's version column.
+
+    ``python -m MODULE`` is MODULE's distribution; a console script is the
+    distribution that installs it; else a distribution named like the template.
+    None when nothing installed matches: the version is then "unknown".
+    """
+    words = [part for part in command if "{" not in part]
+    if "-m" in command[:-1]:
+        module = command[command.index("-m") + 1].split(".")[0]
+        for dist in metadata.packages_distributions().get(module, ()):
+            return dist
+    if words:
+        script = Path(words[0]).name
+        for entry in metadata.entry_points(group="console_scripts", name=script):
+            if entry.dist is not None:
+                return entry.dist.name
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None
+    return name
 
 
 def resolve_targets(selectors: Sequence[str]) -> list[Target]:
@@ -403,7 +500,7 @@ def resolve_targets(selectors: Sequence[str]) -> list[Target]:
     for selector in selectors:
         selector = selector.strip()
         head = selector.split(None, 1)[0] if selector else ""
-        if "=" in head:
+        if "=" in head or _TEMPLATE_HEAD.match(selector):
             targets.append(Target(_from_template(selector)))
             continue
         if ".toml" in selector:

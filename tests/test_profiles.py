@@ -205,6 +205,119 @@ def test_bad_templates_are_refused_with_one_line(selector: str, message: str) ->
     assert "\n" not in text
 
 
+def test_a_template_carries_offers_and_options_as_a_profile_file_would() -> None:
+    selector = (
+        'mine{package = "uvicorn", offers = {lifespan = true, protocols = ["http/1.1", '
+        '"websocket"]}, options = {root_path = ["--root-path", "{root_path}"]}}'
+        "={python} -m mine --fd {fd} {app}"
+    )
+    [target] = resolve_targets([selector])
+    assert target.name == "mine"
+    assert target.profile.command == ("{python}", "-m", "mine", "--fd", "{fd}", "{app}")
+    assert target.profile.lifespan
+    assert target.profile.protocols == ("http/1.1", "websocket")
+    assert target.profile.root_path_args == ("--root-path", "{root_path}")
+    assert target.profile.source == "<command line>"
+    assert target.describe()["version"] == metadata.version("uvicorn")
+
+
+def test_a_template_without_settings_offers_nothing_optional() -> None:
+    [target] = resolve_targets(["mine=serve {port} {app}"])
+    assert not target.profile.lifespan
+    assert target.profile.root_path_args is None
+
+
+@pytest.mark.parametrize(
+    ("feature", "setting"),
+    [
+        ("root_path", 'mine{options={root_path=["--root-path", "{root_path}"]}}=COMMAND'),
+        ("lifespan", "mine{offers={lifespan=true}}=COMMAND"),
+        ("websocket", 'mine{offers={protocols=["websocket"]}}=COMMAND'),
+        ("websocket.http.response", 'mine{offers={extensions=["websocket.http.response"]}}'),
+    ],
+)
+def test_what_a_template_does_not_offer_says_how_it_would(feature: str, setting: str) -> None:
+    [target] = resolve_targets(["mine=serve {port} {app}"])
+    assert not target.profile.offers(feature)
+    reason = target.profile.not_offered(feature, target.name)
+    assert reason.startswith(f"mine does not offer {feature} (per its template)")
+    assert setting in reason
+    # Said so in its settings, the template offers it.
+    [claimed] = resolve_targets(
+        [
+            setting.replace("COMMAND", "serve {port} {app}")
+            if setting.endswith("COMMAND")
+            else setting + "=serve {port} {app}"
+        ]
+    )
+    assert claimed.profile.offers(feature)
+
+
+def test_what_a_profile_does_not_offer_is_per_its_profile() -> None:
+    profile = builtin_profiles()["daphne"]
+    assert not profile.offers("lifespan")
+    assert (
+        profile.not_offered("lifespan", "daphne")
+        == "daphne does not offer lifespan (per its profile)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "package"),
+    [
+        ("{python} -m uvicorn --fd {fd} {app}", "uvicorn"),  # python -m MODULE
+        ("uvicorn --fd {fd} {app}", "uvicorn"),  # a console script
+        ("/opt/bin/hypercorn --bind fd://{fd} {app}", "hypercorn"),
+        ("{python} serve.py {port} {app}", None),  # nothing installed says what it is
+    ],
+)
+def test_a_template_records_the_version_of_what_its_command_runs(
+    command: str, package: str | None
+) -> None:
+    [target] = resolve_targets([f"mine={command}"])
+    expected = metadata.version(package) if package else "unknown"
+    assert target.describe()["version"] == expected
+
+
+def test_a_template_named_like_a_distribution_has_its_version() -> None:
+    [target] = resolve_targets(["daphne={python} serve.py {port} {app}"])
+    assert target.describe()["version"] == metadata.version("daphne")
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        (
+            "x{offers={lifespan=true}=serve {port} {app}",
+            "--asgi-server x: cannot read the template's settings (",
+        ),
+        (
+            "x{variants={h11={args=[]}}}=serve {port} {app}",
+            "--asgi-server x: a template's settings take offers, options, package, summary, "
+            "not variants; variants and protocol columns need a profile .toml file",
+        ),
+        (
+            'x{offers={lifespan="yes"}}=serve {port} {app}',
+            "--asgi-server x: offers.lifespan must be true or false",
+        ),
+        (
+            'x{options={root_path="--root-path"}}=serve {port} {app}',
+            "--asgi-server x: options.root_path must be a list of strings",
+        ),
+    ],
+)
+def test_bad_template_settings_are_refused_with_one_line(selector: str, message: str) -> None:
+    with pytest.raises(ProfileError) as excinfo:
+        resolve_targets([selector])
+    assert str(excinfo.value).startswith(message)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_the_settings_error_shows_how_to_write_them() -> None:
+    with pytest.raises(ProfileError, match=r"NAME\{offers=\{lifespan=true\}"):
+        resolve_targets(["x{offers=}=serve {port} {app}"])
+
+
 def test_the_placeholders_are_the_documented_ones() -> None:
     assert frozenset({"host", "port", "fd", "app", "python"}) == PLACEHOLDERS
 
