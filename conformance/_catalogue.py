@@ -8,6 +8,8 @@ be read, reviewed and rendered without importing any check.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import sys
 from collections.abc import Mapping
@@ -25,7 +27,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
-__all__ = ["Requirement", "catalogue", "requirement"]
+__all__ = ["Requirement", "catalogue", "catalogue_digest", "requirement"]
 
 #: Where the spec documents live, by the short names the catalogue uses.
 SPEC_DOCUMENTS: Mapping[str, str] = {
@@ -190,6 +192,22 @@ def catalogue() -> Mapping[str, Requirement]:
                 raise ValueError(f"{item.name}: requirement {req.id!r} is declared twice")
             found[req.id] = req
     return found
+
+
+@cache
+def catalogue_digest() -> str:
+    """A short, stable fingerprint of what the rows mean: two matrices with the same one
+    judged the same sentences at the same levels, so their columns may sit side by side.
+
+    It covers each requirement's id, level, spec document, section and quote, in
+    catalogue order; titles and rationales are prose about a row and may be reworded
+    without changing what a verdict means.
+    """
+    rows = [
+        [req.id, req.level.value, req.spec, req.section, req.quote] for req in catalogue().values()
+    ]
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def requirement(requirement_id: str) -> Requirement:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance._catalogue import catalogue
+from conformance._catalogue import catalogue, catalogue_digest
 from conformance._verdicts import Verdict
 
 
@@ -43,6 +43,8 @@ class _Cell:
     log: str = ""
     #: The reproducer of the worst fail or warn finding (see conformance/_reproducer.py).
     reproducer: dict[str, str] | None = None
+    #: The known-failures entry that excuses this cell (conformance/_known.py).
+    known: dict[str, str] | None = None
 
     def add(
         self,
@@ -80,6 +82,8 @@ class _Cell:
             result["log"] = self.log
         if self.reproducer and self.verdict in (Verdict.FAIL, Verdict.WARN):
             result["reproducer"] = self.reproducer
+        if self.known and self.verdict in (Verdict.FAIL, Verdict.WARN):
+            result["known"] = self.known
         return result
 
 
@@ -111,10 +115,13 @@ class MatrixBuilder:
         check: str,
         log: str = "",
         reproducer: dict[str, str] | None = None,
+        known: dict[str, str] | None = None,
     ) -> None:
         self.servers.setdefault(target, {"name": target})
         row = self.cells.setdefault(target, {})
-        row.setdefault(requirement, _Cell()).add(verdict, detail, check, log, reproducer)
+        cell = row.setdefault(requirement, _Cell())
+        cell.add(verdict, detail, check, log, reproducer)
+        cell.known = cell.known or known
 
     def build(self) -> dict[str, Any]:
         known = catalogue()
@@ -130,6 +137,7 @@ class MatrixBuilder:
                 timespec="seconds"
             ),
             "suite_version": self.suite_version,
+            "catalogue": catalogue_digest(),
             "partial": self.partial or bool(self.left_out),
             "notes": self.notes,
             "left_out": list(self.left_out),
@@ -231,6 +239,12 @@ def why_partial(matrix: Mapping[str, Any]) -> str:
     )
 
 
+def _known_text(known: Mapping[str, str]) -> str:
+    """A known-failures entry as the matrix shows it: its reason, then its issue."""
+    issue = known.get("issue") or ""
+    return str(known.get("reason", "")) + (f" ({issue})" if issue else "")
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -299,7 +313,8 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         for server in servers:
             cell = matrix["results"][server].get(rid)
             if cell:
-                cells.append(f"{SYMBOLS[cell['verdict']]} {cell['verdict']}")
+                known = " (known)" if cell.get("known") else ""
+                cells.append(f"{SYMBOLS[cell['verdict']]} {cell['verdict']}{known}")
             else:
                 cells.append("" if applies(matrix, server, rid) else NOT_APPLICABLE)
         title = f"[`{rid}`]({entry['url']}) {_md(entry['title'])}"
@@ -320,6 +335,8 @@ def render_markdown(matrix: Mapping[str, Any]) -> str:
         lines.append("")
         for rid, cell in findings:
             lines.append(f"- **{cell['verdict']}** `{rid}`: {_md(cell['detail'])}")
+            if cell.get("known"):
+                lines.append(f"  - known failure: {_md(_known_text(cell['known']))}")
             lines.extend(_reproducer_lines(cell.get("reproducer")))
         lines.append("")
     tallies = []

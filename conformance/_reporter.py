@@ -13,6 +13,7 @@ import pytest
 
 from conformance import __version__
 from conformance._fixtures import targets
+from conformance._known import KNOWN, KnownFailure
 from conformance._matrix import INTERRUPTED_NOTE, MatrixBuilder, render_terminal, write_matrix
 from conformance._verdicts import Verdict
 
@@ -38,6 +39,9 @@ class MatrixReporter:
         self.unstarted: dict[str, str] = {}
         #: The report directory, when it was left as it was (nothing was judged).
         self.kept: Path | None = None
+        #: Known failures that pass now (they fail the run), and those naming no column.
+        self.stale: list[tuple[str, str, str, KnownFailure]] = []
+        self.unused: list[KnownFailure] = []
 
     @pytest.hookimpl(trylast=True)  # after junitxml has opened the report's testcase
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -61,6 +65,7 @@ class MatrixReporter:
             check=str(props.get("asgi.check", "")),
             log=str(props.get("asgi.log", "")),
             reproducer=_reproducer(props.get("asgi.reproducer")),
+            known=_reproducer(props.get("asgi.known")),
         )
 
     @pytest.hookimpl(trylast=True)
@@ -80,6 +85,16 @@ class MatrixReporter:
             why = reason.splitlines()[0].removeprefix(f"{target}: ")
             self.builder.notes.append(f"{target} did not start: {why}")
         self.matrix = self.builder.build()
+        known = self.config.stash.get(KNOWN, None)
+        if known is not None:
+            self.stale = known.stale(self.matrix["results"])
+            self.unused = known.unused(self.matrix["results"])
+            for column, rid, verdict, _ in self.stale:
+                self.matrix["notes"].append(
+                    f"stale known failure: {column} {rid} is {verdict} now ({known.source})"
+                )
+            if self.stale and exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         directory = Path(self.config.getoption("--asgi-report"))
         if not directory.is_absolute():
             directory = self.config.invocation_params.dir / directory
@@ -114,6 +129,7 @@ class MatrixReporter:
                 terminalreporter.write_line(
                     f"no server started, so nothing was judged: {self.kept} was left as it was"
                 )
+        self._known_summary(terminalreporter)
         if not self.matrix or not self.matrix["results"] or self.kept is not None:
             return
         terminalreporter.section("ASGI conformance matrix")
@@ -125,8 +141,25 @@ class MatrixReporter:
             terminalreporter.write_line(f"wrote {path}")
 
 
+    def _known_summary(self, terminalreporter: Any) -> None:
+        known = self.config.stash.get(KNOWN, None)
+        if known is None:
+            return
+        if self.stale:
+            terminalreporter.section("stale known failures", red=True)
+            for column, rid, verdict, entry in self.stale:
+                terminalreporter.write_line(
+                    f"{column} {rid}: {verdict} now; remove it from {known.source} "
+                    f"(it said: {entry.describe()})"
+                )
+        for entry in self.unused:
+            terminalreporter.write_line(
+                f"known failure for no column of this run: [{entry.target}] {entry.requirement}"
+            )
+
+
 def _reproducer(value: object) -> dict[str, str] | None:
-    """A report's reproducer property (a plain dict, as xdist carries it), or None."""
+    """A report's reproducer or known property (a plain dict, as xdist carries it), or None."""
     if not isinstance(value, dict):
         return None
     return {str(k): str(v) for k, v in value.items()}

@@ -34,6 +34,7 @@ STRICT_OPTION = "--asgi-strict"
 TIMEOUT_OPTION = "--asgi-timeout-factor"
 ONLY_OPTION = "--asgi-only"
 LEVEL_OPTION = "--asgi-level"
+KNOWN_FAILURES_OPTION = "--asgi-known-failures"
 _SELECTION: pytest.StashKey[Selection] = pytest.StashKey()
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -101,6 +102,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="judge only the requirements of LEVEL (MUST, SHOULD, MAY, optional, info); repeatable",
     )
     group.addoption(
+        KNOWN_FAILURES_OPTION,
+        default=None,
+        metavar="FILE",
+        help=(
+            "a TOML file of accepted failures per column (reason, issue link): they are "
+            "expected failures, and one that passes again fails the run as stale"
+        ),
+    )
+    group.addoption(
         TIMEOUT_OPTION,
         type=float,
         default=None,
@@ -123,9 +133,14 @@ def pytest_load_initial_conftests(
     from conformance._profiles import ProfileError, resolve_targets
 
     try:
-        resolve_targets(servers)
+        chosen = resolve_targets(servers)
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    from conformance._extras import missing_for
+
+    missing = missing_for(chosen)
+    if missing:
+        raise pytest.UsageError(missing)
     if not getattr(namespace, "file_or_dir", None):
         args.append(str(SUITE_DIR))
     from conformance._bytecode import cache_bytecode, keep_hypothesis_home
@@ -159,6 +174,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SELECTION] = Selection.from_options(
         config.getoption(ONLY_OPTION), config.getoption(LEVEL_OPTION)
     )
+    known_file = config.getoption(KNOWN_FAILURES_OPTION)
+    if known_file:
+        from conformance._known import KNOWN, load_known_failures
+
+        path = Path(known_file)
+        config.stash[KNOWN] = load_known_failures(
+            path if path.is_absolute() else config.invocation_params.dir / path
+        )
     config.pluginmanager.register(_fixtures, "asgi_conformance_fixtures")
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         from conformance._xdist import TargetScheduler
@@ -361,6 +384,8 @@ def pytest_report_teststatus(
     verdict = _property(report, "verdict")
     if verdict is None or report.when != "call":
         return None
+    if _property(report, "known") is not None and report.skipped:
+        return "xfailed", "K", "KNOWN FAILURE"
     if verdict == "warn" and report.skipped:
         return "xfailed", "W", "WARN"
     if verdict == "info" and report.passed:

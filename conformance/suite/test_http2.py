@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -24,7 +24,11 @@ from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import Unsupported
 from conformance.clients import ClientError, Request
-from conformance.clients.http2 import HTTP2Connection, HTTP2Stream
+
+
+if TYPE_CHECKING:
+    # h2 is an optional dependency (the http2 extra): a run without h2 columns never needs it.
+    from conformance.clients.http2 import HTTP2Connection, HTTP2Stream
 
 
 #: SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 section 6.5.2).
@@ -36,6 +40,8 @@ Fields = list[tuple[bytes, bytes]]
 
 async def _connection(asgi: Probe) -> HTTP2Connection:
     connection = await asgi.open(timeout=units(3))
+    from conformance.clients.http2 import HTTP2Connection
+
     assert isinstance(connection, HTTP2Connection)  # the catalogue limits these rows to h2
     return connection
 
