@@ -25,7 +25,7 @@ from conformance._batch import AHEAD_MARKER, STANDALONE, start_ahead, start_batc
 from conformance._catalogue import requirement
 from conformance._launcher import ServerProcess, ServerStartError
 from conformance._probe import Probe, ServerUnderTest
-from conformance._profiles import Target, resolve_targets
+from conformance._profiles import Target, channel_address, resolve_remote, resolve_targets
 from conformance._registry import MARKER
 from conformance._sidechannel import SideChannel
 from conformance._verdicts import HarnessError
@@ -52,6 +52,7 @@ def targets(config: pytest.Config) -> dict[str, Target]:
     """The selected targets by name, resolved once per process."""
     if _TARGETS not in config.stash:
         selected = resolve_targets(config.getoption("--asgi-server"))
+        selected += [resolve_remote(url) for url in config.getoption("--asgi-url")]
         config.stash[_TARGETS] = {t.name: t for t in selected}
     return config.stash[_TARGETS]
 
@@ -92,7 +93,12 @@ def asgi_server(
     """One target's server, started once for all its checks and always stopped."""
     target = targets(request.config)[request.param]
     log_dir = tmp_path_factory.mktemp("asgi-logs", numbered=True)
-    server = ServerUnderTest(target, asgi_side_channel, log_dir)
+    server = ServerUnderTest(
+        target,
+        asgi_side_channel,
+        log_dir,
+        channel_address(request.config.getoption("--asgi-channel")),
+    )
     try:
         try:
             server.main  # noqa: B018 - starting is the point

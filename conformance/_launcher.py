@@ -94,6 +94,17 @@ class LaunchConfig:
     #: Ask for an optional client certificate (a TLS column's ``client_cert_args``).
     client_certs: bool = False
 
+    def describe(self) -> str:
+        """What sets this configuration apart from the plain probe app, in words."""
+        parts = [f"serving {self.app}"] if self.app != PROBE_APP else []
+        if self.root_path is not None:
+            parts.append(f"with root path {self.root_path!r}")
+        if self.legacy:
+            parts.append("with the legacy (ASGI 2) switch")
+        if self.client_certs:
+            parts.append("asking for client certificates")
+        return ", ".join(parts) or "the plain probe app"
+
     @property
     def key(self) -> str:
         key = f"{self.app}|{self.root_path}|{self.legacy}"

@@ -50,6 +50,12 @@ _support_lock = threading.Lock()
 
 def _decide(server: ServerUnderTest) -> str:
     """ "" when the target runs lifespan, else the one reason every lifespan row gives."""
+    if server.target.remote:
+        # Its lifespan ran once, before the suite came; the rows need instances of their own.
+        return (
+            f"{server.target.name} is a remote target (--asgi-url): the lifespan checks need "
+            "instances of their own, which only a server the suite starts itself can give"
+        )
     main = server.main
     seen = server.channel.wait_for(f"lifespan:{main.tag}", "plain", units(1))
     if seen:
@@ -191,6 +197,9 @@ async def lifespan_instance(
     With ``ready`` the block starts once the probe app answers (an instance that
     never does is a harness error: the check cannot judge what it never saw).
     """
+    from conformance._remote import not_remote
+
+    not_remote(probe.target, f"an instance of its own serving the lifespan app {app}")
     process = ServerProcess(
         probe.target,
         LaunchConfig(app=f"{APPS}:{app}"),

@@ -54,8 +54,16 @@ _rids = itertools.count(1)
 class ServerUnderTest:
     """Every running instance of one target, by launch configuration."""
 
-    def __init__(self, target: Target, channel: SideChannel, log_dir: Path) -> None:
+    def __init__(
+        self,
+        target: Target,
+        channel: SideChannel,
+        log_dir: Path,
+        remote_channel: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
         self.target = target
+        #: Where a remote target's probe app reports (``--asgi-channel``).
+        self.remote_channel = remote_channel
         self.channel = channel
         self.log_dir = log_dir
         self._instances: dict[str, ServerProcess] = {}
@@ -109,7 +117,7 @@ class ServerUnderTest:
             if config.key in self._retired:
                 # Retired: no check left was to use it; its tag still names its reports.
                 return self._retired[config.key]
-        server = ServerProcess(self.target, config, self.channel.path, self.log_dir)
+        server = self._process(config)
         try:
             server.start()
         except ServerStartError as exc:
@@ -121,6 +129,15 @@ class ServerUnderTest:
         with self._lock:
             self._instances[config.key] = server
         return server
+
+    def _process(self, config: LaunchConfig) -> ServerProcess:
+        if not self.target.remote:
+            return ServerProcess(self.target, config, self.channel.path, self.log_dir)
+        from conformance._remote import RemoteServer, not_remote
+
+        if config != LaunchConfig():
+            not_remote(self.target, f"an instance of its own ({config.describe()})")
+        return RemoteServer(self.target, self.channel, self.remote_channel, self.log_dir)
 
     def instances(self) -> list[ServerProcess]:
         with self._lock:
@@ -704,6 +721,10 @@ class Probe:
 
     def require_offer(self, feature: str) -> None:
         """Mark the check ``unsupported`` unless the profile claims ``feature``."""
+        if feature == "root_path":
+            from conformance._remote import not_remote
+
+            not_remote(self.target, "an instance started with a root path")
         if not self.target.profile.offers(feature):
             raise Unsupported(self.target.profile.not_offered(feature, self.target.name))
 

@@ -28,6 +28,7 @@ import re
 import shlex
 import string
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata, resources
@@ -48,7 +49,9 @@ __all__ = [
     "ProtocolColumn",
     "Target",
     "builtin_profiles",
+    "channel_address",
     "load_profile",
+    "resolve_remote",
     "resolve_targets",
 ]
 
@@ -112,6 +115,8 @@ class Profile:
     variant_summaries: Mapping[str, str] = field(default_factory=dict)
     protocol_columns: Mapping[str, ProtocolColumn] = field(default_factory=dict)
     source: str = "<builtin>"
+    #: Where a remote target serves the probe app (``--asgi-url``): the suite starts nothing.
+    url: str | None = None
 
     @property
     def binds_fd(self) -> bool:
@@ -195,6 +200,11 @@ class Target:
         return any("{fd}" in part for part in self.command_template())
 
     @property
+    def remote(self) -> bool:
+        """Served where the user deployed it: no process of the suite's own (``--asgi-url``)."""
+        return self.profile.url is not None
+
+    @property
     def extra_args(self) -> tuple[str, ...]:
         return () if self.variant is None else self.profile.variants[self.variant]
 
@@ -208,7 +218,7 @@ class Target:
             "tls": self.tls,
             "column": self.protocol,
             "version": self.profile.version(),
-            "command": shlex.join(self.command_template()),
+            "command": self.profile.url or shlex.join(self.command_template()),
             "offers": {
                 "protocols": list(self.profile.protocols),
                 "lifespan": self.profile.lifespan,
@@ -461,6 +471,57 @@ def _from_template(selector: str) -> Profile:
     data.setdefault("package", _guess_package(name, parts))
     profile = parse_profile(data, source)
     return dataclasses.replace(profile, source="<command line>")
+
+
+def resolve_remote(selector: str) -> Target:
+    """An ``--asgi-url`` value, ``[NAME[{SETTINGS}]=]http://HOST:PORT``, as a column.
+
+    The settings are a template's (``package`` names the version to record); the
+    column is cleartext HTTP/1.1, named ``remote`` unless named.
+    """
+    name, url = "remote", selector.strip()
+    settings: Mapping[str, Any] = {}
+    if _TEMPLATE_HEAD.match(url) and not url.startswith(("http:", "https:")):
+        name, settings, url = _split_template(url)
+        name, url = name.strip(), url.strip()
+    source = f"--asgi-url {name}"
+    if not _NAME.match(name):
+        raise ProfileError(f"bad server name {name!r} in --asgi-url {selector!r}")
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "http":
+        raise ProfileError(
+            f"{source}: {url!r} is not an http:// URL (the remote target is judged over "
+            "cleartext HTTP/1.1)"
+        )
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ProfileError(f"{source}: {url!r}: {exc}") from None
+    if not parsed.hostname or port is None or parsed.path not in ("", "/"):
+        raise ProfileError(f"{source}: {url!r} must be http://HOST:PORT, with no path")
+    unknown = sorted(set(settings) - {"package", "summary"})
+    if unknown:
+        raise ProfileError(
+            f"{source}: a remote target's settings take package, summary, not {', '.join(unknown)}"
+        )
+    profile = Profile(
+        name=name,
+        command=(url,),
+        summary=str(settings.get("summary", "")),
+        package=settings.get("package") if isinstance(settings.get("package"), str) else None,
+        source="--asgi-url",
+        url=f"http://{parsed.netloc}",
+    )
+    return Target(profile)
+
+
+def channel_address(value: str) -> tuple[str, int]:
+    """``--asgi-channel HOST:PORT``: where a remote target's probe app reports."""
+    host, _, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ProfileError(f"--asgi-channel {value!r}: expected HOST:PORT, such as 127.0.0.1:8765")
+    return host, int(port)
 
 
 def _guess_package(name: str, command: Sequence[str]) -> str | None:

@@ -48,12 +48,39 @@ class SideChannel:
         self._closed = False
         self._flags: set[str] = set()
         self._conns: list[socket.socket] = []
+        #: The TCP listener of a remote target's probe app, once asked for (listen_tcp).
+        self._tcp: socket.socket | None = None
         threading.Thread(target=self._accept_loop, name="asgi-side-channel", daemon=True).start()
 
-    def _accept_loop(self) -> None:
+    def listen_tcp(self, address: tuple[str, int]) -> str:
+        """Also listen on TCP at ``address``, for a probe app the suite did not start
+        (``--asgi-url``): the value its ``ASGI_CONFORMANCE_CHANNEL`` must hold."""
+        with self._cond:
+            if self._tcp is None:
+                family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+                listener = socket.socket(family, socket.SOCK_STREAM)
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    listener.bind(address)
+                except OSError:
+                    listener.close()
+                    raise
+                listener.listen(64)
+                self._tcp = listener
+                threading.Thread(
+                    target=self._accept_loop,
+                    args=(listener,),
+                    name="asgi-side-channel-tcp",
+                    daemon=True,
+                ).start()
+            host, port = self._tcp.getsockname()[:2]
+        return f"tcp://[{host}]:{port}" if ":" in host else f"tcp://{host}:{port}"
+
+    def _accept_loop(self, listener: socket.socket | None = None) -> None:
+        listener = listener or self._listener
         while not self._closed:
             try:
-                conn, _ = self._listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 return
             self._conns.append(conn)
@@ -132,6 +159,8 @@ class SideChannel:
             self._cond.notify_all()
         try:
             self._listener.close()
+            if self._tcp is not None:
+                self._tcp.close()
         finally:
             for conn in self._conns:
                 with contextlib.suppress(OSError):

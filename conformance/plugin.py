@@ -35,6 +35,10 @@ TIMEOUT_OPTION = "--asgi-timeout-factor"
 ONLY_OPTION = "--asgi-only"
 LEVEL_OPTION = "--asgi-level"
 KNOWN_FAILURES_OPTION = "--asgi-known-failures"
+URL_OPTION = "--asgi-url"
+CHANNEL_OPTION = "--asgi-channel"
+#: Where a remote target's probe app reports, unless --asgi-channel says otherwise.
+DEFAULT_CHANNEL = "127.0.0.1:8765"
 _SELECTION: pytest.StashKey[Selection] = pytest.StashKey()
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -73,6 +77,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "run the ASGI conformance suite against SERVER: a known profile (uvicorn, "
             "uvicorn:h11, uvicorn:* for all variants), a profile .toml path, or "
             "NAME='COMMAND ... {host} {port} {app}'. Repeat for a side-by-side matrix."
+        ),
+    )
+    group.addoption(
+        URL_OPTION,
+        action="append",
+        default=[],
+        metavar="URL",
+        help=(
+            "judge the probe app (conformance.apps.probe:app) served at http://HOST:PORT by a "
+            "server the suite does not start ([NAME=]URL); checks that need to start or "
+            "signal a server are unsupported there. Repeatable"
+        ),
+    )
+    group.addoption(
+        CHANNEL_OPTION,
+        default=DEFAULT_CHANNEL,
+        metavar="HOST:PORT",
+        help=(
+            "where a remote target's probe app reports what it saw: serve it with "
+            f"ASGI_CONFORMANCE_CHANNEL=tcp://HOST:PORT (default {DEFAULT_CHANNEL})"
         ),
     )
     group.addoption(
@@ -120,20 +144,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _active(config: pytest.Config) -> bool:
-    return bool(config.getoption(SERVER_OPTION, default=None))
+    return bool(config.getoption(SERVER_OPTION, default=None)) or bool(
+        config.getoption(URL_OPTION, default=None)
+    )
 
 
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> None:
     namespace = early_config.known_args_namespace
-    servers = getattr(namespace, "asgi_server", None)
-    if not servers:
+    servers = getattr(namespace, "asgi_server", None) or []
+    urls = getattr(namespace, "asgi_url", None) or []
+    if not servers and not urls:
         return
-    from conformance._profiles import ProfileError, resolve_targets
+    from conformance._profiles import (
+        ProfileError,
+        channel_address,
+        resolve_remote,
+        resolve_targets,
+    )
 
     try:
-        chosen = resolve_targets(servers)
+        chosen = resolve_targets(servers) + [resolve_remote(url) for url in urls]
+        channel_address(getattr(namespace, "asgi_channel", None) or DEFAULT_CHANNEL)
+        names = [target.name for target in chosen]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ProfileError(f"server selected twice: {', '.join(twice)}")
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
     from conformance._extras import missing_for

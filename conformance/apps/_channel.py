@@ -1,7 +1,8 @@
 """The app's end of the side channel: one JSON line per observation.
 
 The test process listens on a Unix socket whose path reaches the server in the
-``ASGI_CONFORMANCE_CHANNEL`` environment variable.  Each server process (a
+``ASGI_CONFORMANCE_CHANNEL`` environment variable (or on TCP, ``tcp://HOST:PORT``,
+for a probe app deployed where the suite did not start it: ``--asgi-url``).  Each server process (a
 server may fork workers) opens its own connection on first use.  Observations
 are small and written with one ``sendall``, so they cannot interleave; a missing
 variable turns the probe into a plain app that reports nothing.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import socket
 import threading
 from typing import Any
@@ -26,15 +28,42 @@ _sock: socket.socket | None = None
 _owner_pid = -1
 
 
+def _tcp_address(value: str) -> tuple[str, int] | None:
+    """``tcp://HOST:PORT`` (a suite that did not start this server, ``--asgi-url``), else None."""
+    if not value.startswith("tcp://"):
+        return None
+    host, _, port = value.removeprefix("tcp://").rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _peer_gone(sock: socket.socket) -> bool:
+    """Whether the test closed this connection (it never writes on it: any read is the end)."""
+    try:
+        # Not recv with MSG_DONTWAIT alone: a socket with a timeout waits for data first.
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 def _connect() -> socket.socket | None:
     global _sock, _owner_pid
     path = os.environ.get(ENV_CHANNEL)
     if not path:
         return None
+    if _sock is not None and _owner_pid == os.getpid() and _peer_gone(_sock):
+        # The suite that listened has ended; a deployed app (``--asgi-url``) outlives it,
+        # and a write would vanish into the closed connection: connect to the new one.
+        _sock.close()
+        _sock = None
     if _sock is None or _owner_pid != os.getpid():
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(5.0)
-        sock.connect(path)
+        address = _tcp_address(path)
+        if address is not None:
+            sock = socket.create_connection(address, timeout=5.0)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(5.0)
+            sock.connect(path)
         _sock, _owner_pid = sock, os.getpid()
     return _sock
 
@@ -48,7 +77,7 @@ def emit(record: dict[str, Any]) -> None:
             sock = _connect()
             if sock is not None:
                 sock.sendall(line)
-        except OSError:
+        except (OSError, ValueError):  # unreachable, or a malformed tcp:// value
             _sock = None
 
 
@@ -61,8 +90,12 @@ async def wait_flag(flag: str, timeout: float) -> bool:
     if not path:
         return False
     try:
-        reader, writer = await asyncio.open_unix_connection(path)
-    except OSError:
+        address = _tcp_address(path)
+        if address is not None:
+            reader, writer = await asyncio.open_connection(*address)
+        else:
+            reader, writer = await asyncio.open_unix_connection(path)
+    except (OSError, ValueError):
         return False
     try:
         request = {"op": "wait", "flag": flag, "timeout": timeout}
