@@ -33,7 +33,7 @@ from conformance.apps._encoding import encode
 from conformance.apps._script import parse_script, run_script
 
 
-__all__ = ["LegacyApp", "app", "isolated", "survivor"]
+__all__ = ["LegacyApp", "app", "contained", "isolated", "survivor"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -327,6 +327,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 isolated = app
 #: Another name for the same app, for a second server of its own (see ``isolated``).
 survivor = app
+#: And a third: for the check that lets a send() error escape on purpose, which a server
+#: that does not contain it is broken by (every later request 503) while other checks
+#: of the same batch still talk to it.
+contained = app
 
 
 class LegacyApp:

@@ -27,6 +27,7 @@ import anyio.to_thread
 from conformance import _steps as steps
 from conformance import requirement
 from conformance._batch import Scenario, ahead, scenario, scenarios
+from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
 from conformance._timing import units
 from conformance._verdicts import ConformanceFailure, NotJudged
@@ -83,7 +84,7 @@ def _result(timeline: list[dict[str, Any]], index: int) -> Any:
 
 
 async def _stream_then_leave(
-    asgi: Probe, after: Sequence[dict[str, Any]]
+    asgi: Probe, after: Sequence[dict[str, Any]], config: LaunchConfig | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """The app streams FIRST and runs ``after``; the client reads FIRST and closes.
 
@@ -95,7 +96,7 @@ async def _stream_then_leave(
         steps.body(FIRST, more=True),
         *after,
     ]
-    live = await asgi.begin(script=script, timeout=units(3))
+    live = await asgi.begin(script=script, timeout=units(3), config=config)
     rid = live.rid
     async with live:
         await read_streamed(live, FIRST, timeout=units(3))
@@ -404,6 +405,11 @@ async def test_send_after_client_left_follows_declared_spec_version(asgi: Probe)
     asgi.observe(what)
 
 
+#: A server of its own for the check that may break it for every request after (run ahead,
+#: beside other checks of the main instance).
+CONTAINED = LaunchConfig(app="conformance.apps.probe:contained")
+
+
 @requirement("http.disconnect.send-error-contained")
 @ahead
 async def test_server_survives_send_error_escaping_the_app(asgi: Probe) -> None:
@@ -416,12 +422,13 @@ async def test_server_survives_send_error_escaping_the_app(asgi: Probe) -> None:
                 steps.body(b"late", more=True, propagate=True),
                 steps.body(b"", propagate=True),
             ],
+            config=CONTAINED,
         )
     except ConformanceFailure:
         timeline = []  # send() blocked: nothing escaped, and the server must still serve
     raised = [e.get("error") for e in timeline if not e.get("ok", True)]
     try:
-        after = await asgi.send(timeout=units(3))
+        after = await asgi.send(timeout=units(3), config=CONTAINED)
     except ClientError as exc:
         raise ConformanceFailure(
             f"sent a fresh GET after the app let {raised or 'nothing'} escape; "
