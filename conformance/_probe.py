@@ -122,7 +122,8 @@ class ServerUnderTest:
             server.start()
         except ServerStartError as exc:
             tail = server.log_tail()
-            error = ServerStartError(f"{self.target.name}: {exc}\n--- server log tail ---\n{tail}")
+            told = f"\n--- server log tail ---\n{tail}" if tail.strip() else ""
+            error = ServerStartError(f"{self.target.name}: {exc}{told}")
             with self._lock:
                 self._failed[config.key] = error
             raise error from None

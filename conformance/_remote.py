@@ -119,4 +119,4 @@ class RemoteServer(ServerProcess):
         return ""
 
     def log_tail(self, lines: int = 30) -> str:
-        return "(a remote target: its log is where it runs)"
+        return ""  # a remote target's log is where it runs

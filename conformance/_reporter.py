@@ -189,6 +189,12 @@ def _junit_testcase(
         ("asgi.check", str(props.get("asgi.check", ""))),
     ):
         testcase.add_property(name, value)
+    known = props.get("asgi.known")
+    if isinstance(known, dict):
+        # An expected failure: the dashboard shows the reason the server's author gave.
+        testcase.add_property("asgi.known", str(known.get("reason", "")))
+        if known.get("issue"):
+            testcase.add_property("asgi.known-issue", str(known["issue"]))
 
 
 def _counting(matrix: dict[str, Any]) -> list[str]:

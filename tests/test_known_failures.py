@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -115,7 +116,9 @@ def test_a_known_failure_is_expected_and_stays_a_fail_in_the_matrix(
     assert _cells(pytester)["http.scope.path-no-query"]["verdict"] == "fail"
 
     known = _write(pytester.path, KNOWN)
-    result = _run(pytester, monkeypatch, f"--asgi-known-failures={known.name}")
+    result = _run(
+        pytester, monkeypatch, f"--asgi-known-failures={known.name}", "--junitxml=junit.xml"
+    )
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=1, xfailed=1)
     result.stdout.fnmatch_lines(["*test_path_excludes_query[[]mutant[]] KNOWN FAILURE*"])
@@ -131,6 +134,15 @@ def test_a_known_failure_is_expected_and_stays_a_fail_in_the_matrix(
     assert f"known failure: the path keeps its query ({ISSUE})" in markdown
     html = (pytester.path / "asgi-report" / "matrix.html").read_text("utf-8")
     assert f'<a href="{ISSUE}">issue</a>' in html
+    # The CI dashboard sees the verdict and the reason the author gave.
+    testcase = ElementTree.parse(pytester.path / "junit.xml").find(
+        ".//testcase[@name='http.scope.path-no-query[mutant]']"
+    )
+    assert testcase is not None
+    properties = {p.get("name"): p.get("value") for p in testcase.iter("property")}
+    assert properties["asgi.verdict"] == "fail"
+    assert properties["asgi.known"] == "the path keeps its query"
+    assert properties["asgi.known-issue"] == ISSUE
 
 
 def test_a_known_failure_that_passes_now_fails_the_run_as_stale(
