@@ -62,6 +62,7 @@ _OPTIONAL = ("protocol", "tls", "quote", "ungraded")
 PROTOCOLS: Mapping[str, frozenset[str]] = {
     "http/1": frozenset({"http/1.1"}),
     "h2": frozenset({"h2"}),
+    "h3": frozenset({"h3"}),
 }
 
 

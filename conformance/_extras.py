@@ -1,7 +1,7 @@
 """Optional client libraries: which columns need which, and how to install them.
 
 The HTTP/1.1 suite needs none of them.  ``h2`` drives the HTTP/2 columns, ``trustme``
-makes the session's certificates for every TLS column, and ``aioquic`` will drive
+makes the session's certificates for every TLS column, and ``aioquic`` drives
 HTTP/3; each is an extra of the distribution (``asgi-conformance[http2]``,
 ``[tls]``, ``[http3]``; ``[all]`` for every one), imported only where it is used.
 A column whose library is missing is refused before anything runs, in one line
@@ -38,6 +38,8 @@ def needs(target: Target) -> list[Extra]:
     found = []
     if target.wire == "h2":
         found.append(HTTP2)
+    if target.wire == "h3":
+        found.append(HTTP3)
     if target.tls:
         found.append(TLS)
     return found
@@ -60,8 +62,13 @@ def missing_for(targets: Sequence[Target]) -> str:
     if not missing:
         return ""
     parts = [
-        f"{' and '.join(names)} need{'s' if len(names) == 1 else ''} {extra.module}"
+        f"{_listed(names)} need{'s' if len(names) == 1 else ''} {extra.module}"
         for extra, names in missing.items()
     ]
     extras = ",".join(extra.extra for extra in missing)
     return f"{'; '.join(parts)}: pip install 'asgi-conformance[{extras}]'"
+
+
+def _listed(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

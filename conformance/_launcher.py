@@ -284,6 +284,8 @@ class ServerProcess:
         self.channel = channel
         self.host = HOST
         self.port = 0
+        #: The UDP port QUIC is served on (an h3 column; 0 for the others).
+        self.quic_port = 0
         self.command: list[str] = []
         safe = target.name.replace(":", "-").replace("/", "-")
         self.log_path = log_dir / f"{safe}-{abs(hash(config.key)) % 10**8}.log"
@@ -330,7 +332,11 @@ class ServerProcess:
 
     # -- starting ---------------------------------------------------------------------
 
-    def _render(self, port: int, fd: int | None) -> list[str]:
+    def port_for(self, wire: str) -> int:
+        """Where a client speaking ``wire`` connects: QUIC's UDP port for h3, else TCP's."""
+        return self.quic_port if wire == "h3" else self.port
+
+    def _render(self, port: int, fd: int | None, quic_fd: int | None = None) -> list[str]:
         args = self.target.command_template()
         if self.config.root_path is not None:
             extra = self.target.profile.root_path_args
@@ -350,6 +356,8 @@ class ServerProcess:
             "host": self.host,
             "port": str(port),
             "fd": str(fd) if fd is not None else "",
+            "quic_fd": str(quic_fd) if quic_fd is not None else "",
+            "quic_port": str(self.quic_port),
             "app": self.config.app,
             "python": sys.executable,
             "root_path": self.config.root_path or "",
@@ -422,7 +430,7 @@ class ServerProcess:
                 self._spawn_on_listener()
                 return
             self.port = _free_port(self.host)
-            self._spawn(self._render(self.port, None), ())
+            self._spawn_with_quic(self._render_port)
         except BaseException:
             self.booted()
             raise
@@ -436,9 +444,40 @@ class ServerProcess:
         listener.set_inheritable(True)
         self.port = listener.getsockname()[1]
         try:
-            self._spawn(self._render(self.port, listener.fileno()), (listener.fileno(),))
+            self._spawn_with_quic(
+                lambda quic_fd: (self._render(self.port, listener.fileno(), quic_fd),
+                                 (listener.fileno(),))
+            )  # fmt: skip
         finally:
             listener.close()  # the child holds its own copy
+
+    def _render_port(self, quic_fd: int | None) -> tuple[list[str], tuple[int, ...]]:
+        return self._render(self.port, None, quic_fd), ()
+
+    def _spawn_with_quic(
+        self, render: Callable[[int | None], tuple[list[str], tuple[int, ...]]]
+    ) -> None:
+        """Spawn ``render``'s command, with QUIC's UDP socket where the column serves HTTP/3.
+
+        ``{quic_fd}``: a UDP socket bound here and inherited, as the TCP listener is (no
+        port race); ``{quic_port}``: a UDP port that was free a moment ago.
+        """
+        if self.target.wire != "h3":
+            self._spawn(*render(None))
+            return
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            udp.bind((self.host, 0))
+            self.quic_port = udp.getsockname()[1]
+            if not self.target.binds_quic_fd:
+                udp.close()  # the server binds the port itself
+                self._spawn(*render(None))
+                return
+            udp.set_inheritable(True)
+            command, fds = render(udp.fileno())
+            self._spawn(command, (*fds, udp.fileno()))
+        finally:
+            udp.close()
 
     def wait_ready(self, timeout: float) -> None:
         """After :meth:`launch`: wait until the probe app answers; :class:`ServerStartError` if not."""
@@ -479,7 +518,7 @@ class ServerProcess:
             return
         for attempt in range(_PORT_RETRIES):
             self.port = _free_port(self.host)
-            self._spawn(self._render(self.port, None), ())
+            self._spawn_with_quic(self._render_port)
             try:
                 self._wait_ready(time.monotonic() + deadline_span)
                 return
@@ -514,10 +553,11 @@ class ServerProcess:
 
     async def _probe_once(self, timeout: float) -> str | None:
         """One readiness request in the column's protocol: None if answered, else what went wrong."""
-        address = f"{self.host}:{self.port}"
+        wire = self.target.wire
+        address = f"{self.host}:{self.port_for(wire)}" + (" (UDP)" if wire == "h3" else "")
         try:
             connection = await open_connection(
-                self.target.wire, self.host, self.port, timeout=timeout, tls=self.client_tls()
+                wire, self.host, self.port_for(wire), timeout=timeout, tls=self.client_tls()
             )
         except TimeoutError:
             return f"connecting to {address} took over {timeout:.1f}s"

@@ -132,9 +132,8 @@ class Instance:
             headers.append((b"x-lifespan", behaviour))
         request = Request(headers=[*headers, (b"connection", b"close")])
         process = self.process
-        client = transport(
-            process.target.wire, process.host, process.port, tls=process.client_tls()
-        )
+        wire = process.target.wire
+        client = transport(wire, process.host, process.port_for(wire), tls=process.client_tls())
         try:
             return await client.request(request, timeout=timeout)
         except (ClientError, OSError, TimeoutError) as exc:

@@ -150,7 +150,7 @@ class MatrixBuilder:
 #: What an absent cell shows where the requirement does not exist on the column's protocol.
 NOT_APPLICABLE = "n/a"
 #: Wires of each protocol family a requirement may be limited to (as the catalogue's).
-_FAMILIES = {"http/1": ("http/1.1",), "h2": ("h2",)}
+_FAMILIES = {"http/1": ("http/1.1",), "h2": ("h2",), "h3": ("h3",)}
 
 
 def applies(matrix: Mapping[str, Any], server: str, rid: str) -> bool:

@@ -504,7 +504,7 @@ class Probe:
         connection = await open_connection(
             self.wire,
             server.host,
-            server.port,
+            server.port_for(self.wire),
             timeout=bound,
             tls=server.client_tls(client_cert=client_cert),
         )
@@ -673,7 +673,8 @@ class Probe:
         )
         tls = server.client_tls(client_cert=client_cert)
         self.sent.append(Sent(via or self.wire, request))
-        response = await transport(via or self.wire, server.host, server.port, tls=tls).request(
+        wire = via or self.wire
+        response = await transport(wire, server.host, server.port_for(wire), tls=tls).request(
             request, timeout=units(5) if timeout is None else timeout
         )
         exchange = Exchange(rid, request, response, self.server.channel, may_refuse)

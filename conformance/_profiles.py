@@ -59,8 +59,10 @@ __all__ = [
 PLACEHOLDERS = frozenset({"host", "port", "fd", "app", "python"})
 #: Placeholders a TLS protocol column may use too: the session's PEM files (conformance/clients/tls.py).
 TLS_PLACEHOLDERS = frozenset({"certfile", "keyfile", "ca_certs"})
-#: What a protocol column's client speaks: HTTP/1.1 (h11-parsed) or HTTP/2 (h2).
-WIRES = ("http/1.1", "h2")
+#: Placeholders an HTTP/3 column may use too: the UDP socket (or port) QUIC is served on.
+QUIC_PLACEHOLDERS = frozenset({"quic_fd", "quic_port"})
+#: What a protocol column's client speaks: HTTP/1.1 (h11-parsed), HTTP/2 (h2), HTTP/3 (aioquic).
+WIRES = ("http/1.1", "h2", "h3")
 #: ``+`` is not part of a name: it joins a protocol to a column (``hypercorn+h2``).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 #: A template's head: its name, then its settings (``{``) or its command (``=``).
@@ -198,6 +200,11 @@ class Target:
     @property
     def binds_fd(self) -> bool:
         return any("{fd}" in part for part in self.command_template())
+
+    @property
+    def binds_quic_fd(self) -> bool:
+        """Whether the column serves QUIC on a UDP socket the suite binds (``{quic_fd}``)."""
+        return any("{quic_fd}" in part for part in self.command_template())
 
     @property
     def remote(self) -> bool:
@@ -350,10 +357,18 @@ def _protocol_column(name: str, spec: Any, command: Sequence[str], source: str) 
     tls = spec.get("tls", False)
     if not isinstance(tls, bool):
         raise ProfileError(f"{where}: tls must be true or false")
+    if wire == "h3" and not tls:
+        raise ProfileError(f"{where}: an h3 column is TLS (QUIC always is): say tls = true")
     known = PLACEHOLDERS | TLS_PLACEHOLDERS if tls else PLACEHOLDERS
+    if wire == "h3":
+        known |= QUIC_PLACEHOLDERS
     own = _strings(spec["command"], f"{where}.command") if "command" in spec else None
     args = _strings(spec.get("args", []), f"{where}.args")
     _check_template([*(own or command), *args], where, known)
+    if wire == "h3" and not _fields([*(own or command), *args], where, known) & QUIC_PLACEHOLDERS:
+        raise ProfileError(
+            f"{where}: an h3 column needs {{quic_fd}} or {{quic_port}} to serve QUIC on"
+        )
     client = spec.get("client_cert_args")
     client_args = _strings(client, f"{where}.client_cert_args") if client is not None else None
     if client_args is not None:

@@ -88,12 +88,13 @@ def test_with_them_installed_nothing_is_missing() -> None:
 
 
 def test_missing_libraries_are_named_per_column(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "h2", None)
-    monkeypatch.setitem(sys.modules, "trustme", None)
+    for module in ("h2", "trustme", "aioquic"):
+        monkeypatch.setitem(sys.modules, module, None)
     message = missing_for(resolve_targets(["hypercorn+*"]))
     assert message == (
-        "hypercorn+https and hypercorn+h2 need trustme; hypercorn+h2 and hypercorn+h2c need h2: "
-        "pip install 'asgi-conformance[tls,http2]'"
+        "hypercorn+https, hypercorn+h2 and hypercorn+h3 need trustme; "
+        "hypercorn+h2 and hypercorn+h2c need h2; hypercorn+h3 needs aioquic: "
+        "pip install 'asgi-conformance[tls,http2,http3]'"
     )
     assert missing_for(resolve_targets(["hypercorn"])) == ""
 

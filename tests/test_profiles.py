@@ -571,14 +571,23 @@ def test_plus_star_selects_cleartext_and_every_protocol_column(tmp_path: Path) -
 
 
 def test_an_unknown_protocol_names_the_columns_there_are() -> None:
-    with pytest.raises(ProfileError, match=r"protocol columns of hypercorn: https, h2, h2c"):
-        resolve_targets(["hypercorn+h3"])
+    with pytest.raises(ProfileError, match=r"protocol columns of hypercorn: https, h2, h2c, h3"):
+        resolve_targets(["hypercorn+h4"])
+
+
+def test_an_h3_column_serves_quic_on_a_socket_of_the_suites() -> None:
+    [target] = resolve_targets(["hypercorn+h3"])
+    assert (target.wire, target.tls, target.binds_quic_fd) == ("h3", True, True)
+    assert "fd://{quic_fd}" in target.command_template()
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"wire": "h3"}, "wire"),
+        ({"wire": "h4"}, "wire must be one of http/1.1, h2, h3, not 'h4'"),
+        ({"wire": "h3"}, "an h3 column is TLS"),
+        ({"wire": "h3", "tls": True, "args": ["--cert", "{certfile}"]}, "needs {quic_fd} or"),
+        ({"wire": "h2", "tls": True, "args": ["--quic", "{quic_fd}"]}, "quic_fd"),
         ({"wire": "h2", "tls": True, "args": ["--cert", "{nope}"]}, "nope"),
         ({"wire": "h2", "colour": "red"}, "colour"),
         ({"wire": "h2", "args": ["--cert", "{certfile}"]}, "certfile"),

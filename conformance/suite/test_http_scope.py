@@ -483,6 +483,7 @@ async def test_client_is_the_peer_address(asgi: Probe) -> None:
 async def test_server_is_the_listening_address(asgi: Probe) -> None:
     """server, when present, is [host, port] of the listening socket: str and int."""
     server = asgi.instance()
+    port = server.port_for(asgi.wire)  # HTTP/3 listens on its UDP socket
     scope = await asgi.scope_of()
     value = scope.get("server")
     if value is None:
@@ -492,12 +493,12 @@ async def test_server_is_the_listening_address(asgi: Probe) -> None:
         len(value) == 2
         and isinstance(value[0], str)
         and type(value[1]) is int
-        and (value[0], value[1]) == (server.host, server.port)
+        and (value[0], value[1]) == (server.host, port)
     )
     expect(
         ok,
-        sent=f"GET / to {server.host}:{server.port}",
-        expected=f"[{server.host!r}, {server.port}]",
+        sent=f"GET / to {server.host}:{port}",
+        expected=f"[{server.host!r}, {port}]",
         observed=repr(value),
     )
 
