@@ -545,10 +545,14 @@ class ServerProcess:
                     "the server did not answer a request to the probe app "
                     f"within {time.monotonic() - self._spawned_at:.1f}s (last attempt: {why})"
                 )
-            failure = anyio.run(self._probe_once, min(units(1), remaining))
+            bound = min(units(1), remaining)
+            failure = anyio.run(self._probe_once, bound)
             if failure is None:
                 return
-            why = failure
+            if bound >= units(1) or why == "no attempt finished":
+                # An attempt cut short by the deadline says only that ("took over 0.0s"):
+                # the last whole attempt's reason is the one worth reporting.
+                why = failure
             time.sleep(0.05)
 
     async def _probe_once(self, timeout: float) -> str | None:
