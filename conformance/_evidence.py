@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection
 
 
-__all__ = ["PROBE_HEADER_LINE", "elide_probe_headers", "own_log"]
+__all__ = ["PROBE_HEADER_LINE", "elide_probe_fields", "elide_probe_headers", "own_log"]
 
 #: A probe header line on the HTTP/1.1 wire (its values never hold CR or LF).
 PROBE_HEADER_LINE = re.compile(rb"(?im)^x-probe[a-z0-9-]*:[^\r\n]*\r\n")
@@ -26,6 +26,16 @@ _CONTINUES = re.compile(
     r"^(\s|Traceback \(most recent call last\):|During handling of the above exception"
     r"|The above exception was the direct cause|\+|\|)"
 )
+
+
+#: A probe script's value in a frame transcript (HTTP/2, HTTP/3: ``name: value`` fields).
+_SCRIPT_FIELD = re.compile(r"(?i)\b(x-probe-script: )[A-Za-z0-9+/=_-]+…?")
+
+
+def elide_probe_fields(text: str) -> str:
+    """``text`` (a detail, a frame transcript) with the probe script's base64 elided: it
+    is how the suite drives the app, hundreds of characters the server was not asked about."""
+    return _SCRIPT_FIELD.sub(r"\1[elided]", text)
 
 
 def elide_probe_headers(data: bytes) -> bytes:

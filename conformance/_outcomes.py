@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conformance._catalogue import requirement
-from conformance._evidence import own_log
+from conformance._evidence import elide_probe_fields, own_log
 from conformance._fixtures import UNSTARTED
 from conformance._known import EXCUSED, KNOWN
 from conformance._probe import Probe, ServerUnderTest
@@ -34,7 +34,7 @@ _DETAIL_LIMIT = 2000
 
 
 def _first_lines(text: str, limit: int = _DETAIL_LIMIT) -> str:
-    text = text.strip()
+    text = elide_probe_fields(text.strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -46,7 +46,8 @@ def _log_excerpt(item: pytest.Item) -> str:
     offsets = probe.log_offsets if isinstance(probe, Probe) else {}
     parts = []
     if isinstance(probe, Probe) and probe.exchanges:
-        parts.append("--- wire (> sent, < received) ---\n" + probe.wire_evidence())
+        wire = elide_probe_fields(probe.wire_evidence())
+        parts.append("--- wire (> sent, < received) ---\n" + wire)
     rids = probe.rids if isinstance(probe, Probe) else []
     for instance in server.instances():
         text = own_log(instance.log_since(offsets.get(instance.pid or -1, 0)), rids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conformance._evidence import elide_probe_headers, own_log
+from conformance._evidence import elide_probe_fields, elide_probe_headers, own_log
 
 
 def _traceback(rid: str) -> list[str]:
@@ -52,3 +52,17 @@ def test_another_checks_deliberate_error_is_left_out() -> None:
 def test_a_log_without_request_ids_is_kept_whole() -> None:
     log = "\n".join(["starting", *_traceback("1-1")[:-1], "RuntimeError: the server's own"])
     assert own_log(log, []) == log
+
+
+def test_a_frame_transcript_loses_the_probe_script_and_keeps_the_rest() -> None:
+    line = (
+        "no complete response on stream 0 within 3.0s; frames: > HEADERS stream 0 FIN: "
+        ":method: GET, x-probe: script, x-probe-rid: 1-2, x-probe-script: W3sifiI6ICJk+/aW=…"
+        " | < HEADERS stream 0: :status: 200"
+    )
+    assert elide_probe_fields(line) == (
+        "no complete response on stream 0 within 3.0s; frames: > HEADERS stream 0 FIN: "
+        ":method: GET, x-probe: script, x-probe-rid: 1-2, x-probe-script: [elided]"
+        " | < HEADERS stream 0: :status: 200"
+    )
+    assert elide_probe_fields("x-probe-scripted: 1") == "x-probe-scripted: 1"
