@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from conformance.cli._input import CommandError, columns, read_matrix, write_text
+from conformance.report._html import TEMPLATES
 
 
 __all__ = ["Score", "configure", "render_badge", "score", "select_columns"]
@@ -50,17 +49,6 @@ COLOURS: Mapping[str, str] = {
     "grey": "#9f9f9f",
 }
 LABEL = "ASGI"
-
-# Autoescaping on: the target and column names come from the user and from the
-# matrix, and a server may be called ``<script>``.
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("conformance.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
 
 
 @dataclass(frozen=True)
@@ -143,7 +131,9 @@ def score(matrix: Mapping[str, Any], chosen: list[str]) -> Score:
 
 def render_badge(result: Score, target: str) -> str:
     label_width, message_width = _panel(LABEL), _panel(result.message)
-    return _environment.get_template("badge.svg.j2").render(
+    # Autoescaped: the target and column names come from the user and from the matrix,
+    # and a server may be called ``<script>``.
+    svg = TEMPLATES.get_template("badge.svg.j2").render(
         label=LABEL,
         message=result.message,
         title=_xml_text(f"ASGI conformance of {target}: {result.message}"),
@@ -152,6 +142,7 @@ def render_badge(result: Score, target: str) -> str:
         message_width=message_width,
         width=label_width + message_width,
     )
+    return svg + "\n"  # jinja2 drops the template's last newline
 
 
 #: Estimated advance widths, in pixels, of Verdana at 11px (the face shields draws with).

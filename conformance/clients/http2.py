@@ -44,6 +44,7 @@ from conformance.clients._base import (
     Response,
     ServerTimeout,
 )
+from conformance.clients._multiplexed import MultiplexedStream, PartialResponse
 
 
 __all__ = ["HTTP2Connection", "HTTP2Stream", "HTTP2Transport", "h2_headers"]
@@ -90,30 +91,17 @@ class _StreamState:
     reset: int | None = None
 
 
-@dataclass
-class _Partial:
-    """The response of one stream as far as it has been read."""
-
-    status: int = 0
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    informational: list[tuple[int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
-    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytearray = field(default_factory=bytearray)
-    complete: bool = False
-    #: Where the stream's frames start in the connection's transcript.
-    start: int = 0
-
-
-class HTTP2Stream:
+class HTTP2Stream(MultiplexedStream["HTTP2Connection", PartialResponse]):
     """One request/response exchange on an :class:`HTTP2Connection`."""
+
+    http_version = "2"
 
     def __init__(
         self, connection: HTTP2Connection, stream_id: int, sent: list[tuple[bytes, bytes]]
     ):
-        self.connection = connection
-        self.stream_id = stream_id
-        self.request_headers = sent
-        self._partial = _Partial(start=len(connection.transcript))
+        super().__init__(
+            connection, stream_id, sent, PartialResponse(start=len(connection.transcript))
+        )
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send ``data`` (as the peer's flow-control window allows), ending the stream if ``end``."""
@@ -126,51 +114,6 @@ class HTTP2Stream:
     async def reset(self, code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Reset the stream (RST_STREAM), as a client that gives up on it does."""
         await self.connection._reset(self.stream_id, code)
-
-    def head_status(self) -> int | None:
-        return self._partial.status or None
-
-    def received_body(self) -> bytes:
-        """The response body bytes read so far (a tunnel's data, for RFC 8441 streams)."""
-        return bytes(self._partial.body)
-
-    def received(self) -> bytes:
-        frames = "\n".join(self.connection.transcript[self._partial.start :]).encode()
-        return frames + b"\n" + bytes(self._partial.body)
-
-    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
-        """Read until ``marker`` is in the body; the body so far (the response stays readable)."""
-        await self.connection._read_into(self, timeout, until=marker)
-        return bytes(self._partial.body)
-
-    async def read_head(self, *, timeout: float) -> int:
-        """Read until the final response head has arrived (the stream may stay open); its status.
-
-        For a stream that becomes a tunnel: the 200 to an extended CONNECT (RFC 8441).
-        """
-        await self.connection._read_into(self, timeout, head=True)
-        return self._partial.status
-
-    async def read_bytes(self, count: int, *, timeout: float) -> int:
-        """Read until ``count`` body bytes have arrived; how many there are."""
-        await self.connection._read_into(self, timeout, size=count)
-        return len(self._partial.body)
-
-    async def read_response(self, *, timeout: float) -> Response:
-        """The whole response: informational ones, final head, body and trailers."""
-        await self.connection._read_into(self, timeout)
-        partial = self._partial
-        transcript = self.connection.transcript
-        return Response(
-            status=partial.status,
-            headers=partial.headers,
-            body=bytes(partial.body),
-            http_version="2",
-            sent="\n".join(transcript[: partial.start]).encode(),
-            received="\n".join(transcript[partial.start :]).encode(),
-            informational=partial.informational,
-            trailers=partial.trailers,
-        )
 
 
 class HTTP2Connection:
@@ -402,7 +345,7 @@ class HTTP2Connection:
             await self._read_once(left, state)
         return state.events.popleft()
 
-    async def _read_into(
+    async def _read(
         self,
         stream: HTTP2Stream,
         timeout: float,

@@ -61,7 +61,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -88,6 +88,7 @@ from conformance.clients._base import (
     Response,
     ServerTimeout,
 )
+from conformance.clients._multiplexed import MultiplexedStream, PartialResponse
 from conformance.clients._tcp import TLSHandshakeFailed, TLSInfo
 
 
@@ -415,17 +416,9 @@ class _Endpoint(QuicConnectionProtocol):
 
 
 @dataclass
-class _Partial:
-    """The response of one stream as far as it has arrived."""
+class _Partial(PartialResponse):
+    """The response of one stream as far as it has arrived, and how the stream was cut."""
 
-    status: int = 0
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    informational: list[tuple[int, list[tuple[bytes, bytes]]]] = field(default_factory=list)
-    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytearray = field(default_factory=bytearray)
-    complete: bool = False
-    #: Where the stream's lines start in the connection's transcript.
-    start: int = 0
     #: The code of the server's RESET_STREAM / STOP_SENDING on this stream, if it sent one.
     reset_by_server: int | None = None
     stop_sending: int | None = None
@@ -433,16 +426,15 @@ class _Partial:
     cancelled: int | None = None
 
 
-class HTTP3Stream:
+class HTTP3Stream(MultiplexedStream["HTTP3Connection", _Partial]):
     """One request/response exchange on an :class:`HTTP3Connection`: a bidirectional QUIC stream."""
+
+    http_version = "3"
 
     def __init__(
         self, connection: HTTP3Connection, stream_id: int, sent: list[tuple[bytes, bytes]]
     ) -> None:
-        self.connection = connection
-        self.stream_id = stream_id
-        self.request_headers = sent
-        self._partial = _Partial(start=len(connection.transcript))
+        super().__init__(connection, stream_id, sent, _Partial(start=len(connection.transcript)))
 
     async def send_body(self, data: bytes, *, end: bool = False) -> None:
         """Send ``data`` in one DATA frame (none if empty), ending the stream (FIN) if ``end``.
@@ -469,52 +461,10 @@ class HTTP3Stream:
         """
         self.connection._cancel(self, code)
 
-    def head_status(self) -> int | None:
-        return self._partial.status or None
-
-    def received_body(self) -> bytes:
-        """The response body bytes that arrived so far."""
-        return bytes(self._partial.body)
-
-    def received(self) -> bytes:
-        frames = "\n".join(self.connection.transcript[self._partial.start :]).encode()
-        return frames + b"\n" + bytes(self._partial.body)
-
     @property
     def stop_sending(self) -> int | None:
         """The code of the server's STOP_SENDING on this stream (it wants no more body), if any."""
         return self._partial.stop_sending
-
-    async def read_until(self, marker: bytes, *, timeout: float) -> bytes:
-        """Read until ``marker`` is in the body; the body so far (the response stays readable)."""
-        await self.connection._read(self, timeout, until=marker)
-        return bytes(self._partial.body)
-
-    async def read_head(self, *, timeout: float) -> int:
-        """Read until the final response head has arrived (the stream may stay open); its status."""
-        await self.connection._read(self, timeout, head=True)
-        return self._partial.status
-
-    async def read_bytes(self, count: int, *, timeout: float) -> int:
-        """Read until ``count`` body bytes have arrived; how many there are."""
-        await self.connection._read(self, timeout, size=count)
-        return len(self._partial.body)
-
-    async def read_response(self, *, timeout: float) -> Response:
-        """The whole response: informational ones, final head, body and trailers."""
-        await self.connection._read(self, timeout)
-        partial = self._partial
-        transcript = self.connection.transcript
-        return Response(
-            status=partial.status,
-            headers=partial.headers,
-            body=bytes(partial.body),
-            http_version="3",
-            sent="\n".join(transcript[: partial.start]).encode(),
-            received="\n".join(transcript[partial.start :]).encode(),
-            informational=partial.informational,
-            trailers=partial.trailers,
-        )
 
 
 # -- the connection ----------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import jinja2
 from conformance._matrix import NOT_APPLICABLE, SYMBOLS, applies, why_partial
 
 
-__all__ = ["render_html"]
+__all__ = ["TEMPLATES", "render_html"]
 
-_environment = jinja2.Environment(
+#: The report's templates (this page, the badge of conformance/cli/_badge.py), autoescaped.
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("conformance.report", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
@@ -26,7 +27,7 @@ _environment = jinja2.Environment(
 
 
 def render_html(matrix: Mapping[str, Any]) -> str:
-    template = _environment.get_template("matrix.html.j2")
+    template = TEMPLATES.get_template("matrix.html.j2")
     return template.render(
         matrix=matrix,
         servers=list(matrix["results"]),
