@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 
 from conformance._batch import AHEAD_MARKER, STANDALONE, start_ahead, start_batches
-from conformance._catalogue import requirement
 from conformance._launcher import ServerProcess, ServerStartError
 from conformance._probe import Probe, ServerUnderTest
 from conformance._profiles import Target, channel_address, resolve_remote, resolve_targets
-from conformance._registry import MARKER
+from conformance._registry import MARKER, judged
 from conformance._sidechannel import SideChannel
 from conformance._verdicts import HarnessError
 
@@ -37,6 +36,7 @@ __all__ = [
     "asgi",
     "asgi_server",
     "asgi_side_channel",
+    "judged_requirement",
     "pytest_runtest_teardown",
     "targets",
 ]
@@ -68,13 +68,24 @@ def applicable_targets(config: pytest.Config, definition: pytest.Item) -> list[s
     marker = definition.get_closest_marker(MARKER)
     if marker is None or not marker.args:
         return list(selected)
-    wanted = requirement(marker.args[0])
-    return [name for name, t in selected.items() if wanted.applies(t.wire, t.tls)]
+    return [name for name, t in selected.items() if judged(marker.args, t.wire, t.tls)]
 
 
 def _applies(function: Any, target: Target) -> bool:
     marker = next((m for m in getattr(function, "pytestmark", ()) if m.name == MARKER), None)
-    return marker is None or requirement(marker.args[0]).applies(target.wire, target.tls)
+    return marker is None or judged(marker.args, target.wire, target.tls) is not None
+
+
+def judged_requirement(item: pytest.Item) -> str | None:
+    """The requirement id a check's item judges: of its ids, the one its column's wire has."""
+    marker = item.get_closest_marker(MARKER)
+    if marker is None or not marker.args:
+        return None
+    if len(marker.args) == 1:
+        return str(marker.args[0])
+    spec = getattr(item, "callspec", None)
+    target = targets(item.config).get(str(spec.params.get("asgi_server"))) if spec else None
+    return judged(marker.args, target.wire, target.tls) if target is not None else None
 
 
 @pytest.fixture(scope="session")

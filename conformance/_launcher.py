@@ -93,6 +93,10 @@ class LaunchConfig:
     legacy: bool = False
     #: Ask for an optional client certificate (a TLS column's ``client_cert_args``).
     client_certs: bool = False
+    #: Non-empty: an instance of its own for what this names, otherwise like the main one.
+    #: For a scenario that may break the whole server (a stream reset that takes
+    #: hypercorn's QUIC endpoint down): what it breaks, no other check meets.
+    own: str = ""
 
     def describe(self) -> str:
         """What sets this configuration apart from the plain probe app, in words."""
@@ -103,12 +107,15 @@ class LaunchConfig:
             parts.append("with the legacy (ASGI 2) switch")
         if self.client_certs:
             parts.append("asking for client certificates")
+        if self.own:
+            parts.append(f"an instance of its own for {self.own}")
         return ", ".join(parts) or "the plain probe app"
 
     @property
     def key(self) -> str:
         key = f"{self.app}|{self.root_path}|{self.legacy}"
-        return key + "|client-certs" if self.client_certs else key
+        key += "|client-certs" if self.client_certs else ""
+        return key + f"|own:{self.own}" if self.own else key
 
 
 _live: dict[int, ServerProcess] = {}
@@ -580,6 +587,9 @@ class ServerProcess:
         except (OSError, TimeoutError) as exc:
             return f"connected to {address}, but the exchange failed: {exc!r}"
         return None
+
+    #: Why a listener of this running instance stopped answering mid-run, once a client found it.
+    listener_gone: str | None = None
 
     def exit_status(self) -> int | None:
         """The exit status if the process has ended on its own, else None.

@@ -21,7 +21,7 @@ import pytest
 
 from conformance._catalogue import requirement
 from conformance._evidence import elide_probe_fields, own_log
-from conformance._fixtures import UNSTARTED
+from conformance._fixtures import UNSTARTED, judged_requirement
 from conformance._known import EXCUSED, KNOWN
 from conformance._probe import Probe, ServerUnderTest
 from conformance._reproducer import reproducer
@@ -64,9 +64,9 @@ def _log_excerpt(item: pytest.Item) -> str:
 def judge_report(
     item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, *, strict: bool
 ) -> None:
-    marker = item.get_closest_marker("asgi_requirement")
-    assert marker is not None
-    req = requirement(str(marker.args[0]))
+    rid = judged_requirement(item)
+    assert rid is not None
+    req = requirement(rid)
     target = getattr(item, "callspec", None)
     target_name = str(target.params.get("asgi_server", "?")) if target else "?"
     excinfo = call.excinfo

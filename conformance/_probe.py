@@ -39,6 +39,7 @@ from conformance.clients import (
     Request,
     Response,
     Stream,
+    Unreachable,
     open_connection,
     transport,
 )
@@ -46,7 +47,15 @@ from conformance.clients.tls import ClientCert
 from conformance.clients.websocket import Handshake, RawWebSocket
 
 
-__all__ = ["Exchange", "LiveExchange", "Probe", "ServerUnderTest", "WebSocketSession", "expect"]
+__all__ = [
+    "Exchange",
+    "ListenerGone",
+    "LiveExchange",
+    "Probe",
+    "ServerUnderTest",
+    "WebSocketSession",
+    "expect",
+]
 
 _rids = itertools.count(1)
 
@@ -157,7 +166,12 @@ class ServerUnderTest:
             return self._batches.get(key)
 
     def crashed(self) -> str:
-        """Why an instance is no longer running ("" while all are), with its log tail."""
+        """Why an instance is no longer serving ("" while all are), with its log tail.
+
+        A process that exited, or one that lives on with a listener that stopped
+        answering (a QUIC endpoint that died inside hypercorn): either way nothing
+        after it can be judged against that instance, and the next check restarts it.
+        """
         for server in self.instances():
             status = server.exit_status()
             if status is not None:
@@ -165,6 +179,8 @@ class ServerUnderTest:
                     f"the server process (pid {server.pid}) exited with status {status} "
                     f"during the run\n--- server log tail ---\n{server.log_tail(20)}"
                 )
+            if server.listener_gone is not None:
+                return f"{server.listener_gone}\n--- server log tail ---\n{server.log_tail(20)}"
         return ""
 
     @property
@@ -183,14 +199,27 @@ class ServerUnderTest:
             # checks still to come run their scenarios again, against the new one.
             self._dropped.extend(self._batches.values())
             self._batches.clear()
-            dead = {k: s for k, s in self._instances.items() if s.exit_status() is not None}
+            # An instance of a scenario's own is forgotten too: its scenario runs again,
+            # and what it did to that instance the first time must not meet it again.
+            dead = {
+                k: s
+                for k, s in self._instances.items()
+                if s.exit_status() is not None or s.listener_gone is not None or s.config.own
+            }
             for key, server in dead.items():
                 del self._instances[key]
-                self._crashed.append(server)
+                self._crashed.append(server)  # stopped with the rest, if it still runs
                 which = "main" if server.config == LaunchConfig() else server.config.key
+                status = server.exit_status()
+                if status is None and server.listener_gone is None:
+                    continue  # an own instance that still serves: stopped, not a crash
+                what = (
+                    "its listener stopped answering"
+                    if status is None
+                    else f"exited with status {status}"
+                )
                 self.crashes.append(
-                    f"{self.target.name} ({which} instance) exited with "
-                    f"status {server.exit_status()} during {during}; restarted"
+                    f"{self.target.name} ({which} instance) {what} during {during}; restarted"
                 )
 
     def retire(self, standalone: Collection[str] = ()) -> None:
@@ -501,13 +530,17 @@ class Probe:
         # Starting an instance blocks while it boots: keep the event loop free.
         server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
-        connection = await open_connection(
-            self.wire,
-            server.host,
-            server.port_for(self.wire),
-            timeout=bound,
-            tls=server.client_tls(client_cert=client_cert),
-        )
+        try:
+            connection = await open_connection(
+                self.wire,
+                server.host,
+                server.port_for(self.wire),
+                timeout=bound,
+                tls=server.client_tls(client_cert=client_cert),
+            )
+        except (Unreachable, ConnectionRefusedError) as exc:
+            await _listener_lost(server, self.wire, exc)
+            raise
         if isinstance(connection, RawHTTP1Connection):
             self.sent.append(Sent(self.wire, raw=lambda: bytes(connection.sent)))
         elif isinstance(opened := getattr(connection, "requests", None), list):
@@ -674,9 +707,13 @@ class Probe:
         tls = server.client_tls(client_cert=client_cert)
         self.sent.append(Sent(via or self.wire, request))
         wire = via or self.wire
-        response = await transport(wire, server.host, server.port_for(wire), tls=tls).request(
-            request, timeout=units(5) if timeout is None else timeout
-        )
+        try:
+            response = await transport(wire, server.host, server.port_for(wire), tls=tls).request(
+                request, timeout=units(5) if timeout is None else timeout
+            )
+        except (Unreachable, ConnectionRefusedError) as exc:
+            await _listener_lost(server, wire, exc)
+            raise
         exchange = Exchange(rid, request, response, self.server.channel, may_refuse)
         self.exchanges.append(exchange)
         return exchange
@@ -745,3 +782,37 @@ def expect(ok: bool, *, sent: str, expected: str, observed: str) -> None:
     __tracebackhide__ = True
     if not ok:
         raise ConformanceFailure(f"sent {sent}; expected {expected}; observed {observed}")
+
+
+class ListenerGone(HarnessError):
+    """A ready instance's listener stopped answering while its process lives."""
+
+
+async def _listener_lost(server: ServerProcess, wire: str, exc: BaseException) -> None:
+    """Raise :class:`ListenerGone` when ``server``'s listener no longer answers at all.
+
+    The instance answered its readiness request, so a listener that answers no new
+    connection was broken by what happened since (hypercorn's QUIC endpoint after
+    some stream events, while its process and TCP listener live on): that check's
+    cell is an ``error`` naming it, never a failure of whatever requirement came
+    next, and the next check gets a fresh instance (:meth:`ServerUnderTest.restart`).
+    A listener that answers a second attempt was busy, not gone: the check's own
+    failure stands (hypercorn's endpoint handles one event at a time, so one slow
+    stream holds up every connection's handshake).
+    """
+    if server.target.remote or server.exit_status() is not None:
+        return
+    try:
+        connection = await open_connection(
+            wire, server.host, server.port_for(wire), timeout=units(3), tls=server.client_tls()
+        )
+    except (Unreachable, ConnectionRefusedError):
+        pass
+    else:
+        await connection.aclose()
+        return
+    server.listener_gone = (
+        f"the server process (pid {server.pid}) lives, but its {wire} listener at "
+        f"{server.host}:{server.port_for(wire)} stopped answering during the run ({exc})"
+    )
+    raise ListenerGone(server.listener_gone) from exc

@@ -140,7 +140,6 @@ class MatrixReporter:
         for path in self.written:
             terminalreporter.write_line(f"wrote {path}")
 
-
     def _known_summary(self, terminalreporter: Any) -> None:
         known = self.config.stash.get(KNOWN, None)
         if known is None:

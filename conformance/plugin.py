@@ -189,7 +189,8 @@ def pytest_load_initial_conftests(
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(requirement_id): the catalogue requirement an ASGI conformance check judges",
+        f"{MARKER}(*requirement_ids): the catalogue requirement an ASGI conformance check judges "
+        "(one per protocol)",
     )
     config.addinivalue_line(
         "markers",
@@ -344,14 +345,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     if not _active(config):
         return
+    from conformance._fixtures import judged_requirement
+
     selection = config.stash[_SELECTION]
     kept, dropped = [], []
     for item in items:
         spec = getattr(item, "callspec", None)
         uses = "asgi_server" in getattr(item, "fixturenames", ())
-        marker = item.get_closest_marker(MARKER)
+        rid = judged_requirement(item)
         if (uses and (spec is None or not isinstance(spec.params.get("asgi_server"), str))) or (
-            marker is not None and not selection.wants(str(marker.args[0]))
+            rid is not None and not selection.wants(rid)
         ):
             dropped.append(item)
         else:
@@ -446,14 +449,15 @@ def pytest_report_collectionfinish(
     if not (_active(config) and config.option.collectonly):
         return None
     from conformance._catalogue import requirement
+    from conformance._fixtures import judged_requirement
 
     columns: dict[str, list[str]] = {}
     for item in items:
-        marker = item.get_closest_marker(MARKER)
+        rid = judged_requirement(item)
         spec = getattr(item, "callspec", None)
-        if marker is None or spec is None:
+        if rid is None or spec is None:
             continue
-        found = columns.setdefault(str(marker.args[0]), [])
+        found = columns.setdefault(rid, [])
         target = str(spec.params.get("asgi_server"))
         if target not in found:
             found.append(target)

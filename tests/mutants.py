@@ -106,6 +106,8 @@ class Mutant:
     #: Turn off the h2 library's header validation and normalisation in the server, for
     #: rules a middleware cannot break (malformed requests let in, fields let out).
     lenient_h2: bool = False
+    #: The same for aioquic's HTTP/3 (hypercorn's ``h3`` column): requests are not validated.
+    lenient_h3: bool = False
     #: Trust the session's stranger CA too when asked for client certificates, for the
     #: rule about a certificate that fails verification (a middleware never sees the
     #: handshake): the server then takes what it should have rejected.
@@ -681,16 +683,41 @@ def lenient_h2() -> None:
     h2.config.H2Configuration.__init__ = init  # type: ignore[method-assign]
 
 
-async def serve_hypercorn(app: ASGIApp, host: str, port: int, root_path: str) -> None:
+def lenient_h3() -> None:
+    """Make every HTTP/3 connection of this process take requests as they come: aioquic
+    checks neither fields, pseudo-header fields, trailers nor content-length."""
+    import aioquic.h3.connection as h3
+
+    def accept(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    h3.validate_request_headers = accept
+    h3.validate_trailers = accept
+    h3.H3Connection._check_content_length = accept  # type: ignore[method-assign]
+
+
+async def serve_hypercorn(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    root_path: str,
+    tls: tuple[str, str] | None = None,
+    quic_port: int | None = None,
+) -> None:
     """hypercorn's asyncio worker, stopped by SIGTERM or SIGINT like its CLI.
 
-    A plain bind serves HTTP/1.1 and HTTP/2 with prior knowledge (the ``h2c`` column).
+    A plain bind serves HTTP/1.1 and HTTP/2 with prior knowledge (the ``h2c`` column);
+    with a certificate and a QUIC port, HTTP/3 too (the ``h3`` column).
     """
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     config = Config()
     config.bind = [f"{host}:{port}"]
+    if tls is not None:
+        config.certfile, config.keyfile = tls
+    if quic_port is not None:
+        config.quic_bind = [f"{host}:{quic_port}"]
     config.root_path = root_path
     config.loglevel = "WARNING"
     config.graceful_timeout = units(GRACEFUL_UNITS)
@@ -728,14 +755,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--certfile", help="serve TLS with this certificate (and --keyfile)")
     parser.add_argument("--keyfile")
     parser.add_argument("--ca-certs", help="ask for an optional client certificate from this CA")
+    parser.add_argument("--quic-port", type=int, help="serve HTTP/3 on this UDP port (hypercorn)")
     args = parser.parse_args(argv)
     mutant = MUTANTS[args.mutant]
     app = mutant.middleware(single_callable(load_app(args.app), mutant))
     server = args.server or mutant.server
     if mutant.lenient_h2:
         lenient_h2()
+    if mutant.lenient_h3:
+        lenient_h3()
     if server == "hypercorn":
-        asyncio.run(serve_hypercorn(app, args.host, args.port, args.root_path))
+        cert = (args.certfile, args.keyfile) if args.certfile else None
+        asyncio.run(
+            serve_hypercorn(app, args.host, args.port, args.root_path, cert, args.quic_port)
+        )
     else:
         tls: dict[str, Any] = {}
         if args.certfile:
@@ -766,6 +799,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     Under xdist the plugin keeps each column on one worker (conformance/_xdist.py).
     """
+    from conformance._fixtures import judged_requirement
+
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     # A control on a protocol column proves only what its mutants claim there.
@@ -776,14 +811,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         spec = getattr(item, "callspec", None)
         target = str(spec.params.get("asgi_server", "")) if spec is not None else ""
-        marker = item.get_closest_marker("asgi_requirement")
+        rid = judged_requirement(item)
         base = target.partition("+")[0]
         mutant = MUTANTS.get(base.removeprefix(PREFIX)) if base.startswith(PREFIX) else None
         if mutant is not None:
             claims: set[str] | None = {*mutant.breaks, *mutant.keeps}
         else:
             claims = column_claims.get(target)
-        if claims is not None and marker is not None and marker.args[0] not in claims:
+        if claims is not None and rid is not None and rid not in claims:
             dropped.append(item)
             continue
         kept.append(item)

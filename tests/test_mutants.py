@@ -153,6 +153,12 @@ def _profile(target: str, mutant: str, server: str) -> str:
             "[protocols.h2c]",
             'wire = "h2"',
             "",
+            # hypercorn, given a certificate and a UDP port, also speaks HTTP/3.
+            "[protocols.h3]",
+            'wire = "h3"',
+            "tls = true",
+            'args = ["--certfile", "{certfile}", "--keyfile", "{keyfile}", "--quic-port", "{quic_port}"]',
+            "",
             "[protocols.https]",
             'wire = "http/1.1"',
             "tls = true",

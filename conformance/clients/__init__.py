@@ -32,6 +32,7 @@ from conformance.clients._base import (
     ServerTimeout,
     Stream,
     Transport,
+    Unreachable,
 )
 from conformance.clients.http1 import HTTP1Transport, RawHTTP1Connection
 from conformance.clients.httpx_client import HttpxTransport
@@ -55,6 +56,7 @@ __all__ = [
     "ServerTimeout",
     "Stream",
     "Transport",
+    "Unreachable",
     "open_connection",
     "transport",
 ]

@@ -75,6 +75,10 @@ class ServerTimeout(ClientError):
     """No complete answer within the bound (suite time units, scaled)."""
 
 
+class Unreachable(ServerTimeout):
+    """Nothing answered the attempt to open a connection (a QUIC Initial, here)."""
+
+
 class ConnectionClosed(ClientError):
     """The server closed the connection before a complete response."""
 

@@ -151,6 +151,11 @@ class HTTP2Connection:
         #: What the client saw of TLS (None on cleartext).
         self.tls = _tcp.tls_info(stream)
 
+    @property
+    def max_concurrent_streams(self) -> int | None:
+        """SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 6.5.2) as the server sent it; None: no limit."""
+        return self.remote_settings.get(0x3)
+
     @classmethod
     async def open(
         cls,

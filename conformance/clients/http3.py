@@ -39,11 +39,12 @@ What the client refuses
 -----------------------
 aioquic checks the server's responses as an HTTP/3 client must: field names and
 values, pseudo-header fields, ``Content-Length`` against the DATA received, frame
-order (RFC 9114 sections 4.1.2, 4.2, 4.3.2, 7).  A violation makes aioquic close
-the connection with the matching error code (H3_MESSAGE_ERROR, H3_FRAME_UNEXPECTED,
-...), which this client reports as :class:`MalformedResponse` naming aioquic's
-reason: the verdict a conformant client reaches, with the evidence.  RFC 9114
-4.1.2 asks for a stream error there; aioquic escalates it to the connection.
+order (RFC 9114 sections 4.1.2, 4.2, 4.3.2, 7), reported as :class:`MalformedResponse`
+naming aioquic's reason: the verdict a conformant client reaches, with the evidence.
+A malformed response is an error of its stream only (RFC 9114 4.1.2): the client
+reads no more of that stream and the connection's other streams go on (aioquic alone
+would close the connection, and the server's other streams would take the blame).
+A frame error (H3_FRAME_UNEXPECTED, ...) still closes the connection, as 7.1 says.
 
 The transcript
 --------------
@@ -70,7 +71,14 @@ import anyio
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.buffer import encode_uint_var
 from aioquic.h3 import events as h3_events
-from aioquic.h3.connection import ErrorCode, FrameType, H3Connection, Setting, StreamType
+from aioquic.h3.connection import (
+    ErrorCode,
+    FrameType,
+    H3Connection,
+    MessageError,
+    Setting,
+    StreamType,
+)
 from aioquic.quic import events as quic_events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection, QuicConnectionState
@@ -87,6 +95,7 @@ from conformance.clients._base import (
     Request,
     Response,
     ServerTimeout,
+    Unreachable,
 )
 from conformance.clients._multiplexed import MultiplexedStream, PartialResponse
 from conformance.clients._tcp import TLSHandshakeFailed, TLSInfo
@@ -387,6 +396,36 @@ class _QuicConnection(QuicConnection):
         super().close(error_code=error_code, frame_type=frame_type, reason_phrase=reason_phrase)
 
 
+class _H3Connection(H3Connection):
+    """aioquic's HTTP/3 layer, judging a malformed response as one stream's error.
+
+    aioquic closes the whole connection when a response breaks RFC 9114 (a
+    connection-specific field, a bad ``:status``); RFC 9114 4.1.2 makes that an error of
+    its stream only (H3_MESSAGE_ERROR).  Closing would blame the server's other streams
+    for one bad response, which our own client did, not the server: here the stream
+    alone is cancelled and its reader told why, and later frames on it are dropped.
+    """
+
+    def __init__(self, quic: QuicConnection, on_malformed: Callable[[int, str], None]) -> None:
+        super().__init__(quic)
+        self._on_malformed = on_malformed
+        self._malformed: set[int] = set()
+
+    def _receive_request_or_push_data(
+        self, stream: Any, data: bytes, stream_ended: bool
+    ) -> list[h3_events.H3Event]:
+        if stream.stream_id in self._malformed:
+            return []
+        try:
+            return super()._receive_request_or_push_data(stream, data, stream_ended)
+        except MessageError as exc:
+            if stream.push_id is not None:
+                raise
+            self._malformed.add(stream.stream_id)
+            self._on_malformed(stream.stream_id, exc.reason_phrase)
+            return []
+
+
 class _Endpoint(QuicConnectionProtocol):
     """The event loop's datagram protocol: aioquic's, with every event handed to the connection."""
 
@@ -424,6 +463,8 @@ class _Partial(PartialResponse):
     stop_sending: int | None = None
     #: The code this client cancelled the stream with (:meth:`HTTP3Stream.reset`).
     cancelled: int | None = None
+    #: Why the server's response on this stream is malformed (RFC 9114 4.1.2), if it is.
+    malformed: str | None = None
 
 
 class HTTP3Stream(MultiplexedStream["HTTP3Connection", _Partial]):
@@ -510,7 +551,7 @@ class HTTP3Connection:
 
     def __init__(self, quic: _QuicConnection, host: str, port: int) -> None:
         self._quic = quic
-        self._h3 = H3Connection(quic)
+        self._h3 = _H3Connection(quic, self._malformed_response)
         self.host = host
         self.port = port
         self.scheme = b"https"
@@ -543,6 +584,12 @@ class HTTP3Connection:
         self.local_address: tuple[str, int] = ("", 0)
         #: What the client saw of TLS (always TLS 1.3 once connected).
         self.tls: TLSInfo | None = None
+
+    @property
+    def max_concurrent_streams(self) -> int | None:
+        """The server's limit on bidirectional streams (RFC 9000 4.6, initial_max_streams_bidi
+        and MAX_STREAMS): how many requests may be open at once (RFC 9114 6.1)."""
+        return self._quic._remote_max_streams_bidi
 
     @classmethod
     async def open(
@@ -619,7 +666,7 @@ class HTTP3Connection:
 
         if not await self._wait(lambda: self.handshake is not None, deadline, check):
             if not self.datagrams:
-                raise ServerTimeout(
+                raise Unreachable(
                     f"nothing answered the QUIC Initial sent to {where} within {timeout:.1f}s "
                     "(no HTTP/3 server there, or one that drops it)"
                 )
@@ -944,6 +991,22 @@ class HTTP3Connection:
             ) from None
         raise ConnectionClosed(f"stream {stream_id} takes nothing more ({exc})") from None
 
+    def _malformed_response(self, stream_id: int, why: str) -> None:
+        """A response that breaks RFC 9114 is an error of its stream only (4.1.2).
+
+        The stream is abandoned here, not reset on the wire: what the server does
+        with a reset is judged by the reset rows, each on an instance of its own, and
+        must not become part of every row whose response was malformed (a reset
+        takes hypercorn's whole QUIC endpoint down).
+        """
+        self.transcript.append(
+            f"< malformed response on stream {stream_id}: {why} (the client reads no more of it)"
+        )
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._partial.malformed = why
+        self._wake()
+
     def _cancel(self, stream: HTTP3Stream, code: int) -> None:
         if self._transport is None or self._failure is not None:
             return  # the connection is gone: so is the request
@@ -1011,6 +1074,11 @@ class HTTP3Connection:
             if partial.cancelled is not None:
                 raise ConnectionClosed(
                     f"stream {stream_id} was cancelled by this client ({_code(partial.cancelled)})"
+                )
+            if partial.malformed is not None:
+                raise MalformedResponse(
+                    f"the server's response on stream {stream_id} is malformed "
+                    f"(RFC 9114 4.1.2: {partial.malformed})" + progress
                 )
             if partial.reset_by_server is not None:
                 raise ConnectionClosed(

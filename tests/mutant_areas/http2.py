@@ -11,6 +11,8 @@ built on (``lenient_h2``), the way a server with a hand-written parser would.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Callable
 
 from tests.mutants import (
@@ -112,6 +114,40 @@ def reset_ends_every_stream(app: ASGIApp) -> ASGIApp:
     return mutant
 
 
+def listener_closed_on_reset(app: ASGIApp) -> ASGIApp:
+    """A reset stream takes the server's listener down with it: no new connection is accepted
+    while the process lives on (www.rst "HTTP": the server keeps multiplexing requests; RFC 9113
+    section 5.4.2, a reset is an error of one stream)."""
+
+    async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
+        async def mutated() -> Message:
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                _shut_listeners()
+            return message
+
+        await app(scope, mutated if scope.get("type") == "http" else receive, send)
+
+    return mutant
+
+
+def _shut_listeners() -> None:
+    """Shut every listening TCP socket of this process (connects are refused from now on)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            probe = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue  # not a socket
+        try:
+            listening = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            if listening and probe.type == socket.SOCK_STREAM:
+                probe.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            probe.close()
+
+
 def connection_fields_added(app: ASGIApp) -> ASGIApp:
     """The app's connection-specific fields go out on HTTP/2 (www.rst "Response Start - send
     event"; RFC 9113 section 8.2.2 makes such a message malformed).  ``lenient_h2`` lets
@@ -205,7 +241,7 @@ def websocket_over_h2_refused(app: ASGIApp) -> ASGIApp:
     (www.rst "WebSocket"; RFC 8441 section 3)."""
 
     async def mutant(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") == "websocket" and scope.get("http_version") == "2":
+        if scope.get("type") == "websocket" and scope.get("http_version") in ("2", "3"):
             await receive()
             await send({"type": "websocket.close", "code": 1000})
             return
@@ -217,7 +253,7 @@ def websocket_over_h2_refused(app: ASGIApp) -> ASGIApp:
 def websocket_over_h2_as_11(scope: Scope) -> None:
     """A WebSocket over HTTP/2 is reported as http_version "1.1" (www.rst "Websocket Connection
     Scope": one of "1.1" or "2")."""
-    if scope.get("http_version") == "2":
+    if scope.get("http_version") in ("2", "3"):
         scope["http_version"] = "1.1"
 
 
@@ -232,7 +268,7 @@ def websocket_messages_dropped(app: ASGIApp) -> ASGIApp:
                 if message.get("type") != "websocket.receive":
                     return message
 
-        deaf = scope.get("type") == "websocket" and scope.get("http_version") == "2"
+        deaf = scope.get("type") == "websocket" and scope.get("http_version") in ("2", "3")
         await app(scope, mutated if deaf else receive, send)
 
     return mutant
@@ -274,6 +310,9 @@ MUTANTS: dict[str, Mutant] = {
     ),
     "h2-reset-ends-all": _h2(
         reset_ends_every_stream, ("h2.reset.siblings-continue",), ("h2.reset.disconnect",)
+    ),
+    "h2-listener-closed": _h2(
+        listener_closed_on_reset, ("h2.reset.listener-survives",), ("h2.reset.disconnect",)
     ),
     "h2-connection-fields": _h2(
         connection_fields_added, ("h2.response.no-connection-fields",), lenient_h2=True
