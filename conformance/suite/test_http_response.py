@@ -533,10 +533,22 @@ async def test_informational_status_from_the_app(asgi: Probe) -> None:
 
 
 def _responding(*messages: dict[str, Any]) -> Scenario:
-    """A scenario of :func:`_respond` bounded by one unit: servers that hang on it wait it out."""
+    """A scenario of :func:`_respond` that gives a server one unit to finish the response
+    once the app has sent all of it: servers that hang on it wait that unit out.
+
+    The unit proves a hang, so it starts when the app's last send() has returned (its
+    script report), not when the request went out: on a busy machine the request and
+    the app call can take longer than that between them, which is no hang.  An app
+    whose send() never returns is given two units from its call.
+    """
 
     async def run(asgi: Probe) -> Exchange:
-        return await _respond(asgi, *messages, timeout=units(1))
+        live = await asgi.begin(script=[steps.read_body(), *messages])
+        async with live:
+            if await live.observations("call", units(5)):
+                await live.observations("script", units(2))
+            await live.read_response(timeout=units(1))
+        return live.exchange
 
     return run
 
