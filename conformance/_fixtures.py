@@ -37,6 +37,7 @@ __all__ = [
     "asgi_server",
     "asgi_side_channel",
     "judged_requirement",
+    "pytest_collection_modifyitems",
     "pytest_runtest_teardown",
     "targets",
 ]
@@ -171,13 +172,38 @@ def _retire_points(session: pytest.Session) -> frozenset[str]:
             target = _target_of(item)
             if target is None:
                 continue
-            module = getattr(getattr(item, "module", None), "__name__", None)
-            if module in STANDALONE:
+            if _module_name(item) in STANDALONE:
                 first_of_tail.setdefault(target, item.nodeid)
             else:
                 first_of_tail.pop(target, None)
         session.stash[_RETIRE_POINTS] = frozenset(first_of_tail.values())
     return session.stash[_RETIRE_POINTS]
+
+
+def _module_name(item: pytest.Item) -> str | None:
+    return getattr(getattr(item, "module", None), "__name__", None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each target's checks together, and those of ``standalone`` modules last among them.
+
+    pytest groups checks by their session-scoped parameter only as far as its other
+    parameters let it (a check parametrised twice can land among another target's),
+    and a target whose checks are split keeps its server up across the other's.
+    Within a target, its shared instances can stop early only once nothing but checks
+    on instances of their own is left (:func:`_retire_points`): a module that sorts
+    after the lifespan checks by name would otherwise keep them up to the end, and
+    the column would wait for their graceful shutdowns after its longest watch.
+    Targets keep the order pytest gave them, checks their order within a target.
+    """
+    runs: dict[str | None, list[pytest.Item]] = {}
+    for item in items:
+        runs.setdefault(_target_of(item), []).append(item)
+    for target, run in runs.items():
+        if target is not None:
+            run.sort(key=lambda item: _module_name(item) in STANDALONE)  # stable
+    items[:] = [item for run in runs.values() for item in run]
 
 
 def _stop(server: ServerUnderTest) -> str:

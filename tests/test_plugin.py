@@ -389,6 +389,29 @@ def test_collect_only_lists_every_packaged_check(pytester: pytest.Pytester) -> N
     assert "Traceback" not in "\n".join(result.outlines + result.errlines)
 
 
+def test_each_columns_checks_run_together_with_the_lifespan_checks_last(
+    pytester: pytest.Pytester,
+) -> None:
+    """One column's checks in one run, those on instances of their own (lifespan) last.
+
+    A column split in two keeps its server up across the other column's checks, and a
+    check after the lifespan ones keeps the shared instances up until the column's
+    end (conformance/_fixtures.py: the retire point).  test_tls has checks that pytest
+    groups apart from their column, and it and test_multiplexed sort after test_lifespan.
+    """
+    columns = ("uvicorn", "hypercorn+h2")
+    result = _run(pytester, "--co", "-q", *(f"--asgi-server={c}" for c in columns))
+    assert result.ret == 0
+    listed = [line for line in result.outlines if "::" in line]
+    runs = [
+        (column, module == "test_lifespan.py")
+        for line in listed
+        for module, column in [(line.split("::")[0], line.rpartition("[")[2].rstrip("]"))]
+    ]
+    order = [key for index, key in enumerate(runs) if index == 0 or runs[index - 1] != key]
+    assert order == [(c, lifespan) for c in columns for lifespan in (False, True)]
+
+
 def test_requirements_are_selected_by_id_glob_and_level(pytester: pytest.Pytester) -> None:
     """``--asgi-only`` and ``--asgi-level`` keep the checks of the rows asked for, no others."""
     result = _run(
