@@ -88,8 +88,11 @@ COLUMNS = {
     "garbage+tls": "garbage --at-once",
     "no-answer+h2c": "no-answer",
     "garbage+h2c": "garbage --at-once",
+    # HTTP/3: a UDP socket never read, or every datagram answered with garbage.
+    "no-answer+h3": "no-answer",
+    "garbage+h3": "garbage --at-once",
 }
-#: The protocol columns a hostile profile declares: TLS (HTTP/1.1 offered by ALPN), h2c.
+#: The protocol columns a hostile profile declares: TLS (HTTP/1.1 offered by ALPN), h2c, h3.
 PROTOCOL_TABLES = """
 [protocols.tls]
 wire = "http/1.1"
@@ -98,8 +101,13 @@ args = ["--tls-cert", "{certfile}"]
 
 [protocols.h2c]
 wire = "h2"
+
+[protocols.h3]
+wire = "h3"
+tls = true
+args = ["--tls-cert", "{certfile}", "--quic-fd", "{quic_fd}"]
 """
-#: The whole hostile session takes about 32 s on a 2-core machine (24 s of it: the eight
+#: The whole hostile session takes about 40 s on a 2-core machine (31 s of it: the ten
 #: columns that are never ready, each waited for up to BOOT_BOUND).
 RUN_BUDGET = 60.0
 #: A hard stop far above the budget: a hang must fail these tests, not block them.
@@ -379,6 +387,20 @@ def test_uvicorn_after_every_hostile_server_is_judged_as_usual(hostile_run: Run)
             r"HTTP/2|closed the connection before its HTTP/2 preface \(SETTINGS\); it sent b)",
             "bytes of garbage",
             id="garbage+h2c",
+        ),
+        pytest.param(
+            "no-answer+h3",
+            r"connected to 127\.0\.0\.1:\d+ \(UDP\), but nothing answered the QUIC Initial sent "
+            r"to 127\.0\.0\.1:\d+ within [\d.]+s",
+            "never reading it",
+            id="no-answer+h3",
+        ),
+        pytest.param(
+            "garbage+h3",
+            r"connected to 127\.0\.0\.1:\d+ \(UDP\), but the server at 127\.0\.0\.1:\d+ answered "
+            r"but did not complete the QUIC handshake within [\d.]+s",
+            "answering with garbage",
+            id="garbage+h3",
         ),
     ],
 )

@@ -41,6 +41,10 @@ Options that apply to every kind:
     appends ``ROLE PID`` lines: the server and every child it forks.
 ``--mark FILE``
     appends a line when the misbehaviour starts (a test waits for it).
+``--quic-fd FD``
+    an inherited UDP socket (an ``h3`` column's ``{quic_fd}``): ``no-answer`` never
+    reads it, ``garbage`` answers every datagram with the garbage bytes; QUIC is
+    never spoken.
 ``--token TOKEN``
     ignored: a unique string for the test to find every process of this server in
     ``/proc`` (forked children keep the command line).
@@ -72,6 +76,8 @@ _VALID = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\
 #: Long enough to outlast any test; short enough that nothing lingers for ever if one fails.
 _FOREVER = 600.0
 CRASH_STATUS = 7
+#: Sockets kept open (and never read) for the life of the process.
+_HELD: list[Any] = []
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -241,8 +247,40 @@ async def _raw(args: argparse.Namespace) -> None:
 
     server = await asyncio.start_server(handle, args.host, args.port)
     say(args.kind, f"listening on {args.host}:{args.port}")
+    if args.quic_fd is not None:
+        await _udp(args)
     async with server:
         await server.serve_forever()
+
+
+class _GarbageDatagrams(asyncio.DatagramProtocol):
+    """Answers every datagram with the garbage bytes: not QUIC, not anything."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        say(self.kind, f"a datagram of {len(data)} bytes; answering with garbage")
+        if self.transport is not None:
+            self.transport.sendto(GARBAGE, addr)
+
+
+async def _udp(args: argparse.Namespace) -> None:
+    """The inherited UDP socket of an h3 column: kept open, and never read or garbage."""
+    import socket
+
+    udp = socket.socket(fileno=args.quic_fd)
+    if args.kind == "no-answer":
+        _HELD.append(udp)  # open until the process ends: datagrams pile up, unanswered
+        say(args.kind, f"holding UDP {udp.getsockname()}; never reading it")
+        return
+    loop = asyncio.get_running_loop()
+    await loop.create_datagram_endpoint(lambda: _GarbageDatagrams(args.kind), sock=udp)
+    say(args.kind, f"answering datagrams on UDP {udp.getsockname()} with garbage")
 
 
 def raw(args: argparse.Namespace) -> int:
@@ -264,6 +302,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         action="store_true",
         help="answer on connecting (before a TLS hello, a preface)",
     )
+    parser.add_argument("--quic-fd", type=int, default=None, help="an inherited UDP socket")
     parser.add_argument("--crash-after", type=int, default=None, help="serve: crash after N")
     parser.add_argument("--on-sigterm", choices=("default", "hang", "ignore"), default="default")
     parser.add_argument("--fork-escapees", action="store_true")
