@@ -18,6 +18,7 @@ __all__ = [
     "ClientError",
     "Connection",
     "ConnectionClosed",
+    "MalformedMessage",
     "MalformedResponse",
     "Request",
     "Response",
@@ -85,6 +86,16 @@ class ConnectionClosed(ClientError):
 
 class MalformedResponse(ClientError):
     """The response bytes are not valid HTTP (h11 refused them)."""
+
+
+class MalformedMessage(MalformedResponse):
+    """A response the server framed and sent whole, whose fields break a message rule.
+
+    RFC 9114 4.1.2 (and RFC 9113 8.1.1) makes such a response an error of its stream
+    only: the connection, its framing and the server's other streams are sound.  The
+    server is serving (readiness counts it as an answer); what it answered is a
+    finding of the check that asked.
+    """
 
 
 class Transport(Protocol):

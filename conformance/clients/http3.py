@@ -91,6 +91,7 @@ from conformance.clients._base import (
     ClientError,
     ConnectionClosed,
     Headers,
+    MalformedMessage,
     MalformedResponse,
     Request,
     Response,
@@ -1076,7 +1077,7 @@ class HTTP3Connection:
                     f"stream {stream_id} was cancelled by this client ({_code(partial.cancelled)})"
                 )
             if partial.malformed is not None:
-                raise MalformedResponse(
+                raise MalformedMessage(
                     f"the server's response on stream {stream_id} is malformed "
                     f"(RFC 9114 4.1.2: {partial.malformed})" + progress
                 )

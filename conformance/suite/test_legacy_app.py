@@ -14,6 +14,7 @@ from conformance._launcher import LEGACY_APP, LaunchConfig, ServerStartError
 from conformance._probe import Probe, expect
 from conformance._reproducer import Sent
 from conformance._verdicts import ConformanceFailure
+from conformance.clients import ClientError
 
 
 @requirement("core.legacy-asgi2")
@@ -22,19 +23,25 @@ async def test_legacy_double_callable_app_is_served(asgi: Probe) -> None:
     """A double-callable probe app answers, having been constructed with the scope first."""
     profile = asgi.target.profile
     config = LaunchConfig(app=LEGACY_APP, legacy=True)
+    sent = "GET / to a double-callable app" + (
+        "" if profile.asgi2_args is not None else " (the profile has no legacy switch)"
+    )
     try:
         exchange = await asgi.send(config=config)
     except ServerStartError as exc:
         raise ConformanceFailure(
             f"the server could not serve a legacy (ASGI 2) app: {exc}"
         ) from None
+    except ClientError as exc:  # the server answered, but not with a usable response
+        raise ConformanceFailure(
+            f"sent {sent}; expected 200 from the app; observed no usable response: {exc}"
+        ) from None
     finally:  # the reproducer serves a double-callable app, not the probe's script
         asgi.sent.append(Sent(asgi.wire, legacy=True))
     calls = exchange.observations("call", timeout=None if exchange.response.status < 400 else 0)
     expect(
         exchange.response.status == 200 and bool(calls),
-        sent="GET / to a double-callable app"
-        + ("" if profile.asgi2_args is not None else " (the profile has no legacy switch)"),
+        sent=sent,
         expected="200 from the app",
         observed=f"status {exchange.response.status}, app called: {bool(calls)}",
     )
