@@ -2,10 +2,11 @@
 
 A check that waits out a bound (a server that hangs in an error case) costs the
 whole bound; a module of such checks costs the sum.  A :class:`Batch` starts
-every independent scenario of a module together, once per target, on an event
-loop of its own in a thread (each check runs on its own loop, which ends with
-the check); each check then awaits its own scenario's result and judges it as
-before.  Same requests, same bounds: only the waiting overlaps.
+every independent scenario of a module together, once per target, each on an
+event loop of its own in a thread of its own (each check runs on its own loop,
+which ends with the check), so that no scenario's blocking step can hold up
+another's clock; each check then awaits its own scenario's result and judges it
+as before.  Same requests, same bounds: only the waiting overlaps.
 
 A module declares its scenarios with :func:`scenarios`; as soon as a target's
 server is up, the batches of every module that has checks selected for it start
@@ -95,15 +96,17 @@ class Batch:
         self._futures: dict[str, concurrent.futures.Future[Any]] = {
             name: concurrent.futures.Future() for name in jobs
         }
-        self._thread = threading.Thread(
-            target=anyio.run, args=(self._run_all, dict(jobs)), name="asgi-batch", daemon=True
-        )
-        self._thread.start()
-
-    async def _run_all(self, jobs: dict[str, Callable[[], Awaitable[Any]]]) -> None:
-        async with anyio.create_task_group() as tasks:
-            for name, job in jobs.items():
-                tasks.start_soon(self._one, name, job)
+        # A loop per scenario, each in its own thread: a scenario that blocks its loop
+        # (a synchronous wait on the side channel, a check run ahead as it runs in
+        # turn) delays itself only, never the timing of the scenarios beside it.
+        self._threads = [
+            threading.Thread(
+                target=anyio.run, args=(self._one, name, job), name="asgi-batch", daemon=True
+            )
+            for name, job in jobs.items()
+        ]
+        for thread in self._threads:
+            thread.start()
 
     async def _one(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         future = self._futures[name]
@@ -142,7 +145,8 @@ class Batch:
         await anyio.to_thread.run_sync(self.join)
 
     def join(self) -> None:
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
 
 def scenarios(
@@ -268,7 +272,7 @@ def start_ahead(
     def start() -> Batch:
         jobs = {node: partial(_run_ahead, check, server) for node, check in checks.items()}
         offsets = _log_offsets(server)
-        return Batch(jobs, offsets, dict.fromkeys(jobs, BACKGROUND))
+        return Batch(jobs, offsets, dict.fromkeys(jobs, EARLY))
 
     server.batch(_AHEAD_BATCH, start)
 

@@ -94,6 +94,8 @@ class ServerUnderTest:
         self.last_check = "start-up"
         #: Batches started against instances that have since died (joined at the stop).
         self._dropped: list[Batch] = []
+        #: Stops of instances a scenario was done with, going on in the background.
+        self._stopping: list[threading.Thread] = []
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
 
@@ -253,6 +255,18 @@ class ServerUnderTest:
             self._instances.clear()
         self._retire_reports.extend(_stop_all(servers))
 
+    def stop_later(self, process: ServerProcess, grace: float) -> None:
+        """Stop ``process`` in the background; :meth:`stop` waits for it to be reaped.
+
+        A lifespan scenario has its outcome once it has watched its instance; the
+        instance's stop (a graceful shutdown, or the grace period before SIGKILL) is
+        no part of it, and a check waiting for that outcome need not wait for it.
+        """
+        thread = threading.Thread(target=process.stop, args=(grace,), name="asgi-stop", daemon=True)
+        with self._lock:
+            self._stopping.append(thread)
+        thread.start()
+
     def every_instance(self) -> list[ServerProcess]:
         """The running instances and those :meth:`retire` stopped, in the order they started."""
         with self._lock:
@@ -274,6 +288,10 @@ class ServerUnderTest:
         reports = _stop_all(servers)
         if retiring is not None:
             retiring.join()
+        with self._lock:
+            stopping, self._stopping = self._stopping, []
+        for thread in stopping:
+            thread.join()
         return [*self._retire_reports, *reports]
 
 

@@ -86,9 +86,16 @@ def body(data: bytes = b"", *, more: bool = False, propagate: bool = False) -> S
     )
 
 
-def stream(size: int, chunk: int, *, final: bool = True) -> Step:
-    """``size`` pattern bytes in ``chunk``-sized body messages (see :func:`pattern`)."""
-    return {"op": "stream", "size": size, "chunk": chunk, "final": final}
+def stream(size: int, chunk: int, *, final: bool = True, progress: int = 0) -> Step:
+    """``size`` pattern bytes in ``chunk``-sized body messages (see :func:`pattern`).
+
+    With ``progress`` the app reports (kind ``progress``, ``sent``) each time another
+    ``progress`` bytes have been sent, so the test sees how far its send() calls got.
+    """
+    step: Step = {"op": "stream", "size": size, "chunk": chunk, "final": final}
+    if progress:
+        step["progress"] = progress
+    return step
 
 
 def wait_flag(flag: str, timeout: float) -> Step:

@@ -82,7 +82,10 @@ async def run_script(
                 # Reported now, not with the timeline: the test waits for it to act.
                 emit({"rid": rid, "kind": "notify", "name": step.get("name"), "t": entry["t0"]})
             try:
-                entry["result"] = await runner(step, receive, send, wait)
+                step_send = (
+                    _reporting(send, rid, int(step["progress"])) if step.get("progress") else send
+                )
+                entry["result"] = await runner(step, receive, step_send, wait)
                 entry["ok"] = True
             except ScriptError as exc:
                 entry["ok"] = True
@@ -186,6 +189,25 @@ def _plain(value: Any) -> Any:
     from conformance.apps._encoding import encode
 
     return encode(value)
+
+
+def _reporting(
+    send: Callable[[Message], Awaitable[None]], rid: str, every: int
+) -> Callable[[Message], Awaitable[None]]:
+    """``send``, reporting (kind ``progress``) each time another ``every`` body bytes have
+    been sent: how far the app got while the client read, as it happens."""
+    sent, due = 0, every
+
+    async def reporting(message: Message) -> None:
+        nonlocal sent, due
+        await send(message)
+        body = message.get("body", b"") if isinstance(message, dict) else b""
+        sent += len(body) if isinstance(body, (bytes, bytearray)) else 0
+        if sent >= due:
+            emit({"rid": rid, "kind": "progress", "sent": sent, "t": time.monotonic()})
+            due = sent + every
+
+    return reporting
 
 
 async def _run_step(

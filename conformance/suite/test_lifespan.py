@@ -425,6 +425,9 @@ async def _request_that_never_ends(probe: Probe) -> Watched:
             # After the request ended, lifespan.shutdown follows at once (or never).
             shutdown = await _wait_event(instance, "lifespan.shutdown", units(1) if left else 0)
             instance.release("release")
+            # All is observed: the client's end of the held request is not waited out (a
+            # server that cancels the app may leave the stream open).
+            tasks.cancel_scope.cancel()
         if left:
             how = "cancelled the request" if left[0].get("cancelled") else "the request ended"
             then = "then sent lifespan.shutdown" if shutdown else "no lifespan.shutdown yet"

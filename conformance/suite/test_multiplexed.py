@@ -189,7 +189,9 @@ async def test_concurrent_streams_are_separate_calls(asgi: Probe) -> None:
             for rid, stream in zip(rids, streams, strict=True):
                 tasks.start_soon(read, rid, stream)
     peaks = [int(b) if isinstance(b, bytes) and b.isdigit() else 0 for b in bodies.values()]
-    called = await _calls_reported(asgi, [rid for rid in rids if isinstance(bodies.get(rid), bytes)])
+    called = await _calls_reported(
+        asgi, [rid for rid in rids if isinstance(bodies.get(rid), bytes)]
+    )
     expect(
         min(peaks, default=0) >= STREAMS and len(called) == STREAMS,
         sent=f"{STREAMS} GETs on {STREAMS} streams of one connection, each app waiting for the others",
