@@ -102,7 +102,11 @@ def test_an_instance_is_signalled_and_its_exit_status_read(asgi_uvicorn: ServerU
 
 
 def test_an_instance_is_stopped_when_the_check_fails(asgi_uvicorn: ServerUnderTest) -> None:
-    """A check that raises mid-way (here while startup is held) still stops its instance."""
+    """A check that raises mid-way (here while startup is held) still stops its instance.
+
+    The stop goes on in the background (the scenario's outcome does not wait for it),
+    and the target's stop waits until it is done: nothing outlives the target.
+    """
     pids: list[int | None] = []
 
     async def run() -> None:
@@ -114,6 +118,7 @@ def test_an_instance_is_stopped_when_the_check_fails(asgi_uvicorn: ServerUnderTe
     with pytest.raises(RuntimeError, match="a check gone wrong"):
         anyio.run(run)
     assert pids
+    asgi_uvicorn.stop()
     assert not _alive(pids[0])
 
 
