@@ -6,7 +6,8 @@ probe app runs a ``digest_body`` step: it receives the body and reports, per
 ``http.request`` event, the size and the types of ``body`` and ``more_body``, and one
 SHA-256 over the whole body.  Bodies of several MiB therefore never travel back; the
 test compares hashes.  Sizes and piece boundaries come from hypothesis, derandomized
-and few, so the run is deterministic and short.
+and few, so the run is deterministic and short (``_examples``, imported by the checks
+that use it).
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
-from hypothesis import HealthCheck, Phase, example, given, settings
-from hypothesis import strategies as st
 
 from conformance import ConformanceFailure, requirement
 from conformance import _steps as steps
@@ -36,17 +34,6 @@ from conformance.clients.http1 import encode_request
 
 
 MIB = 1024 * 1024
-#: Hypothesis budget per check: few examples (each may be MiB on the wire), no shrinking
-#: (a failing example is reported as found), the same examples on every run.
-EXAMPLES = settings(
-    max_examples=5,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=(Phase.explicit, Phase.generate),
-    report_multiple_bugs=False,
-    suppress_health_check=list(HealthCheck),
-)
 #: How long the streamed check waits for the first piece of a body: a loopback write and
 #: one app step, many times over; a server that buffers whole bodies waits this out.
 STREAM_UNITS = 1.0
@@ -290,31 +277,11 @@ async def test_request_without_body_gives_one_empty_final_event(asgi: Probe) -> 
 # -- whole bodies, generated -----------------------------------------------------------------
 
 
-@st.composite
-def length_writes(draw: st.DrawFn, max_size: int = 4 * MIB) -> list[int]:
-    """A body size and where the client's writes split it: the sizes of the writes."""
-    size = draw(st.integers(1, max_size))
-    cuts = sorted(set(draw(st.lists(st.integers(1, size), max_size=6))))
-    bounds = [0, *(cut for cut in cuts if cut < size), size]
-    return [end - start for start, end in itertools.pairwise(bounds)]
-
-
-def run_examples(check: Any, strategy: st.SearchStrategy[list[int]], *explicit: list[int]) -> None:
-    """Run ``check`` (async, one list of sizes) for hypothesis' examples, from a worker thread."""
-
-    @EXAMPLES
-    @given(sizes=strategy)
-    def one(sizes: list[int]) -> None:
-        anyio.from_thread.run(check, sizes)
-
-    for sizes in reversed(explicit):
-        one = example(sizes=sizes)(one)
-    one()
-
-
 @requirement("http.request.body-complete")
 async def test_length_body_arrives_complete_and_in_order(asgi: Probe) -> None:
     """A Content-Length body of up to 4 MiB, written in arbitrary pieces, reaches the app intact."""
+    from conformance.suite._examples import length_writes, run_examples
+
     seen: list[str] = []
 
     async def check(sizes: list[int]) -> None:
@@ -334,15 +301,11 @@ async def test_length_body_arrives_complete_and_in_order(asgi: Probe) -> None:
     asgi.observe("bodies: " + ", ".join(seen))
 
 
-@st.composite
-def chunk_sizes(draw: st.DrawFn) -> list[int]:
-    """The chunk sizes of a chunked body: up to 8 chunks of up to 512 KiB."""
-    return draw(st.lists(st.integers(1, 512 * 1024), min_size=1, max_size=8))
-
-
 @requirement("http.request.chunked-decoded")
 async def test_chunked_body_arrives_decoded(asgi: Probe) -> None:
     """A chunked body of generated chunk sizes reaches the app as the payload alone."""
+    from conformance.suite._examples import chunk_sizes, run_examples
+
     seen: list[str] = []
 
     async def check(sizes: list[int]) -> None:
