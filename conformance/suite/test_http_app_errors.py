@@ -352,10 +352,14 @@ async def test_second_start_raises(asgi: Probe) -> None:
 _STR_BODY = "a-str-body-instead-of-bytes"
 
 
-@scenarios(__name__)
+@scenarios(__name__, early=("server-survives", *(f"mid-body: {name}" for name in _MID_BODY)))
 def _scenarios() -> dict[str, Callable[[Probe], Awaitable[Any]]]:
     """Every independent scenario of this module by name: a coroutine of a Probe that sends
-    its requests and returns what came back (or raises), for its check to judge."""
+    its requests and returns what came back (or raises), for its check to judge.
+
+    The mid-body scenarios (the isolated instance) and server-survives (the survivor
+    instance) boot an instance and then wait out bounds: on a server without lifespan
+    their paths are the column's longest, so they queue early."""
     return {
         "exception-before-start": partial(
             _run, script=[steps.read_body(units(2)), steps.fail()], bound=units(3)
