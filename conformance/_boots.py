@@ -23,9 +23,10 @@ the queue of a slow-booting server grew):
   names one or two such scenarios, not every slow one.
 * ``EARLY``: a scenario with a long way to go once its instance is up (the
   lifespan lifecycle, which holds startup and shutdown back for units), declared
-  with ``scenarios(module, early=...)``: it queues before the short ones.
-* ``BACKGROUND``: every other scenario's instance, and the side instances of
-  checks that run ahead.  When a check comes to wait for an instance whose boot
+  with ``scenarios(module, early=...)``, and the side instances of checks that
+  run ahead (each such check is a whole exchange, often with a bound to wait
+  out, on the instance it boots): it queues before the short ones.
+* ``BACKGROUND``: every other scenario's instance.  When a check comes to wait for an instance whose boot
   is still queued, the boot goes at once (:func:`hurry`).
 
 The gate only orders boots; it never changes what a check sends or how long

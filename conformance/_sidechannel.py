@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
+
 from conformance.apps._encoding import decode
 
 
@@ -152,6 +154,16 @@ class SideChannel:
         with self._cond:
             self._cond.wait_for(lambda: done(collect()), timeout=timeout)
             return collect()
+
+    async def until(
+        self,
+        collect: Callable[[], list[Observation]],
+        done: Callable[[list[Observation]], bool] = bool,
+        timeout: float = 0.0,
+    ) -> list[Observation]:
+        """:meth:`wait_until` for a check's event loop: the wait runs in a worker thread,
+        so the loop (and every exchange on it) goes on meanwhile."""
+        return await anyio.to_thread.run_sync(self.wait_until, collect, done, timeout)
 
     def close(self) -> None:
         with self._cond:

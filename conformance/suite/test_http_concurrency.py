@@ -64,11 +64,9 @@ async def test_long_poll_does_not_block_other_requests(asgi: Probe) -> None:
     live = await asgi.begin(behaviour="hold", args={"wait": f"{units(10):.3f}"})
     held = live.rid
     async with live:
-        entered = await anyio.to_thread.run_sync(
-            channel.wait_until,
+        entered = await channel.until(
             lambda: [r for r in channel.records(held) if r.get("kind") == "hold"],
-            bool,
-            units(5),
+            timeout=units(5),
         )
         expect(
             bool(entered),
@@ -91,11 +89,9 @@ async def test_long_poll_does_not_block_other_requests(asgi: Probe) -> None:
             expected="a 200 while the long poll is still open",
             observed=f"status {other.response.status}, long poll still open: {still_held}",
         )
-    left = await anyio.to_thread.run_sync(
-        channel.wait_until,
+    left = await channel.until(
         lambda: [r for r in channel.records(held) if r.get("phase") == "left"],
-        bool,
-        units(5),
+        timeout=units(5),
     )
     asgi.observe(
         "the held request saw http.disconnect when the client left"

@@ -83,33 +83,35 @@ def _result(timeline: list[dict[str, Any]], index: int) -> Any:
     return entry.get("result") if entry.get("ok", False) else f"<raised {entry.get('error')}>"
 
 
-#: The notification a script sends just before its send() after the client left.
-SENDING = "sending after the close"
-
-
 async def _stream_then_leave(
-    asgi: Probe, after: Sequence[dict[str, Any]], config: LaunchConfig | None = None
+    asgi: Probe,
+    after: Sequence[dict[str, Any]],
+    config: LaunchConfig | None = None,
+    *,
+    sends: Sequence[dict[str, Any]] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
     """The app streams FIRST and runs ``after``; the client reads FIRST and closes.
 
-    Returns the app's timeline, the scope it saw, and when the client closed.  When
-    ``after`` notifies :data:`SENDING` before a send(), the bound that proves the
-    send() blocks (two units) starts there, once the app has got that far, not at
-    the close: the wait for the disconnect before it is the app's own, and
-    observed.
+    ``sends`` are the app's send() steps after the client left, run after ``after``
+    behind a ``notify`` step: the bound that proves such a send() blocks (two units)
+    starts when the app gets there, not at the close, since the app's own wait for
+    the disconnect comes first.
+
+    Returns the app's timeline, the scope it saw, and when the client closed.
     """
     script = [
         steps.read_body(units(2)),
         steps.start(200),
         steps.body(FIRST, more=True),
         *after,
+        *([steps.notify("sending after the close"), *sends] if sends else []),
     ]
     live = await asgi.begin(script=script, timeout=units(3), config=config)
     rid = live.rid
     async with live:
         await read_streamed(live, FIRST, timeout=units(3))
     closed_at = time.monotonic()
-    if steps.notify(SENDING) in after:
+    if sends:
         await _wait(asgi, rid, "notify", units(DISCONNECT_UNITS + 3))
         timeline = await _timeline(asgi, rid, units(2))
     else:
@@ -385,12 +387,8 @@ async def test_send_after_client_left_follows_declared_spec_version(asgi: Probe)
     try:
         timeline, scope, _ = await _stream_then_leave(
             asgi,
-            [
-                steps.await_disconnect(units(DISCONNECT_UNITS)),
-                steps.notify(SENDING),
-                steps.body(b"late", more=True),
-                steps.body(b""),
-            ],
+            [steps.await_disconnect(units(DISCONNECT_UNITS))],
+            sends=[steps.body(b"late", more=True), steps.body(b"")],
         )
     except ConformanceFailure as exc:
         raise ConformanceFailure(
@@ -435,13 +433,9 @@ async def test_server_survives_send_error_escaping_the_app(asgi: Probe) -> None:
     try:
         timeline, _, _ = await _stream_then_leave(
             asgi,
-            [
-                steps.await_disconnect(units(DISCONNECT_UNITS)),
-                steps.notify(SENDING),
-                steps.body(b"late", more=True, propagate=True),
-                steps.body(b"", propagate=True),
-            ],
+            [steps.await_disconnect(units(DISCONNECT_UNITS))],
             config=CONTAINED,
+            sends=[steps.body(b"late", more=True, propagate=True), steps.body(b"", propagate=True)],
         )
     except ConformanceFailure:
         timeline = []  # send() blocked: nothing escaped, and the server must still serve

@@ -375,8 +375,7 @@ async def _streamed_upload(asgi: Probe) -> tuple[list[dict[str, Any]], Exchange,
     )
     async with live:
         await live.send_body(body[:STREAM_FIRST])
-        early = await anyio.to_thread.run_sync(
-            channel.wait_until,
+        early = await channel.until(
             lambda: [r for r in channel.records(rid) if r.get("kind") == "body-event"],
             lambda found: any(r.get("more_body") for r in found),
             units(STREAM_UNITS),

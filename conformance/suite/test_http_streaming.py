@@ -15,12 +15,11 @@ import hashlib
 import time
 from functools import partial
 
-import anyio
-
 from conformance import _steps as steps
 from conformance import requirement
 from conformance._batch import ahead
 from conformance._probe import LiveExchange, Probe, expect
+from conformance._sidechannel import Observation
 from conformance._timing import units
 from conformance.clients import ClientError
 from conformance.suite._premises import no_request_after_the_body
@@ -139,22 +138,20 @@ async def _progress_while_unread(live: LiveExchange, held: int) -> int:
     """
     channel, rid = live.channel, live.rid
 
-    def sent() -> int:
-        reports = [r for r in channel.records(rid) if r.get("kind") == "progress"]
-        return max((int(r.get("sent", 0)) for r in reports), default=0)
+    def beyond(sent: int) -> list[Observation]:
+        """The app's progress reports past ``sent`` bytes."""
+        return [
+            r
+            for r in channel.records(rid)
+            if r.get("kind") == "progress" and int(r.get("sent", 0)) > sent
+        ]
 
-    def moved(since: int) -> list[dict[str, int]]:
-        return [{"sent": now}] if (now := sent()) != since else []
-
-    seen, deadline = -1, time.monotonic() + units(20)
+    seen, deadline = 0, time.monotonic() + units(20)
     while seen < held and time.monotonic() < deadline:
-        before = seen
-        await anyio.to_thread.run_sync(
-            channel.wait_until, partial(moved, before), bool, units(STALL_UNITS)
-        )
-        seen = sent()
-        if seen == before:
+        later = await channel.until(partial(beyond, seen), timeout=units(STALL_UNITS))
+        if not later:
             break  # it stood still: send() waits for the client
+        seen = max(int(r["sent"]) for r in later)
     return seen
 
 

@@ -82,9 +82,7 @@ async def _wait_event(instance: Instance, event_type: str, timeout: float) -> Ob
     def found() -> list[Observation]:
         return [r for r in instance.reported("event") if _event_type(r) == event_type]
 
-    reports = await anyio.to_thread.run_sync(
-        instance.server.channel.wait_until, found, bool, timeout
-    )
+    reports = await instance.server.channel.until(found, timeout=timeout)
     return reports[0] if reports else None
 
 
@@ -92,9 +90,7 @@ async def _wait_sent(instance: Instance, event_type: str, timeout: float) -> Obs
     def found() -> list[Observation]:
         return [r for r in instance.reported("sent") if r.get("type") == event_type]
 
-    reports = await anyio.to_thread.run_sync(
-        instance.server.channel.wait_until, found, bool, timeout
-    )
+    reports = await instance.server.channel.until(found, timeout=timeout)
     return reports[0] if reports else None
 
 

@@ -25,6 +25,7 @@ from conformance import requirement
 from conformance._batch import Scenario, ahead, scenario, scenarios
 from conformance._launcher import LaunchConfig
 from conformance._probe import Probe, expect
+from conformance._sidechannel import Observation
 from conformance._timing import units
 from conformance._verdicts import Unsupported
 from conformance.clients import ClientError, Request, open_connection
@@ -152,17 +153,13 @@ async def _calls_reported(asgi: Probe, answered: list[str]) -> list[str]:
     """
     channel = asgi.server.channel
 
-    def reported() -> list[dict[str, Any]]:
-        return [
-            {"rid": rid}
-            for rid in answered
-            if any(r.get("kind") == "call" for r in channel.records(rid))
-        ]
+    def calls() -> list[Observation]:
+        return [r for rid in answered for r in channel.records(rid) if r.get("kind") == "call"]
 
-    found = await anyio.to_thread.run_sync(
-        channel.wait_until, reported, lambda got: len(got) == len(answered), units(3)
+    found = await channel.until(
+        calls, lambda got: {r["rid"] for r in got} >= set(answered), units(3)
     )
-    return [str(record["rid"]) for record in found]
+    return sorted({str(r["rid"]) for r in found})
 
 
 @requirement("h2.streams.separate-scopes", "h3.streams.separate-scopes")

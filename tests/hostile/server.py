@@ -59,6 +59,7 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -271,8 +272,6 @@ class _GarbageDatagrams(asyncio.DatagramProtocol):
 
 async def _udp(args: argparse.Namespace) -> None:
     """The inherited UDP socket of an h3 column: kept open, and never read or garbage."""
-    import socket
-
     udp = socket.socket(fileno=args.quic_fd)
     if args.kind == "no-answer":
         _HELD.append(udp)  # open until the process ends: datagrams pile up, unanswered
