@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance._catalogue import catalogue, catalogue_digest
+from conformance._catalogue import PROTOCOLS, catalogue, catalogue_digest
 from conformance._verdicts import Verdict
 
 
@@ -149,8 +149,6 @@ class MatrixBuilder:
 
 #: What an absent cell shows where the requirement does not exist on the column's protocol.
 NOT_APPLICABLE = "n/a"
-#: Wires of each protocol family a requirement may be limited to (as the catalogue's).
-_FAMILIES = {"http/1": ("http/1.1",), "h2": ("h2",), "h3": ("h3",)}
 
 
 def applies(matrix: Mapping[str, Any], server: str, rid: str) -> bool:
@@ -159,7 +157,7 @@ def applies(matrix: Mapping[str, Any], server: str, rid: str) -> bool:
     check = matrix["checks"].get(rid, {})
     info = matrix["servers"].get(server, {})
     protocol, tls = check.get("protocol"), check.get("tls")
-    if protocol and info.get("protocol", "http/1.1") not in _FAMILIES.get(protocol, ()):
+    if protocol and info.get("protocol", "http/1.1") not in PROTOCOLS.get(protocol, ()):
         return False
     return tls is None or bool(info.get("tls", False)) == tls
 

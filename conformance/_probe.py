@@ -17,12 +17,13 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
 
 from conformance import _boots
+from conformance import _ws_steps as ws_steps
 from conformance._batch import Batch
 from conformance._evidence import elide_probe_headers
 from conformance._launcher import LaunchConfig, ServerProcess, ServerStartError
@@ -31,7 +32,7 @@ from conformance._reproducer import Sent
 from conformance._sidechannel import Observation, SideChannel
 from conformance._steps import encode_script
 from conformance._timing import units
-from conformance._verdicts import ConformanceFailure, HarnessError, Refused, Unsupported
+from conformance._verdicts import ConformanceFailure, HarnessError, NotJudged, Refused, Unsupported
 from conformance.clients import (
     ClientError,
     Connection,
@@ -43,6 +44,7 @@ from conformance.clients import (
     open_connection,
     transport,
 )
+from conformance.clients._multiplexed import ENABLE_CONNECT_PROTOCOL, Tunnelling
 from conformance.clients.tls import ClientCert
 from conformance.clients.websocket import Handshake, RawWebSocket
 
@@ -98,6 +100,9 @@ class ServerUnderTest:
         self._stopping: list[threading.Thread] = []
         # Checks start instances from their own loop; a batch (see batch()) from its thread.
         self._lock = threading.RLock()
+        #: Whether the target opens a WebSocket by extended CONNECT, asked once (None: not yet).
+        self.tunnels: TunnelOffer | None = None
+        self.tunnels_lock = threading.Lock()
 
     @property
     def main(self) -> ServerProcess:
@@ -436,6 +441,15 @@ class LiveExchange:
         return await anyio.to_thread.run_sync(self.channel.wait_for, self.rid, kind, timeout, count)
 
 
+@dataclass(frozen=True)
+class TunnelOffer:
+    """Whether a target's SETTINGS offer extended CONNECT, and "" if it opens a WebSocket by it
+    (else why not, or why it is not offered)."""
+
+    offered: bool
+    why: str = ""
+
+
 @dataclass
 class WebSocketSession:
     """One WebSocket connection to the probe app, and how to get what the app saw.
@@ -454,7 +468,7 @@ class WebSocketSession:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.client.abort()
+        await self.client.aclose()
 
     async def observations(self, kind: str, timeout: float, count: int = 1) -> list[Observation]:
         """The app's reports of ``kind`` (none if the bound passes), without blocking the loop."""
@@ -647,21 +661,24 @@ class Probe:
         bytes (frames) go in the same write, before any answer.
         """
         rid = self.new_rid()
-        server = await anyio.to_thread.run_sync(self.instance, config)
         bound = units(5) if timeout is None else timeout
         args = {"script": encode_script(script)} if script is not None else None
         probe = self.probe_headers(rid, "websocket", args)
-        client = await RawWebSocket.open(
-            server.host, server.port, timeout=bound, tls=server.client_tls(wire="http/1.1")
-        )
-        session = WebSocketSession(rid, client, None, self.server.channel)
-        self.sent.append(
-            Sent(
-                "websocket",
-                raw=lambda: client.handshake_request,
-                frames=lambda: [t for t in client.transcript[1:] if t.startswith(">")],
+        if self.wire == "http/1.1":
+            server = await anyio.to_thread.run_sync(self.instance, config)
+            client = await RawWebSocket.open(
+                server.host, server.port, timeout=bound, tls=server.client_tls(wire="http/1.1")
             )
-        )
+            self.sent.append(
+                Sent(
+                    "websocket",
+                    raw=lambda: client.handshake_request,
+                    frames=lambda: [t for t in client.transcript[1:] if t.startswith(">")],
+                )
+            )
+        else:
+            client = await self._tunnel(config, bound)
+        session = WebSocketSession(rid, client, None, self.server.channel)
         try:
             await client.send_handshake(
                 target=target,
@@ -676,6 +693,67 @@ class Probe:
             await client.abort()
             raise
         return session
+
+    async def _tunnel(self, config: LaunchConfig | None, bound: float) -> RawWebSocket:
+        """A WebSocket to open by extended CONNECT on a connection of the column's own
+        (RFC 8441 over HTTP/2, RFC 9220 over HTTP/3).
+
+        A server offers it in its SETTINGS (SETTINGS_ENABLE_CONNECT_PROTOCOL = 1); one
+        that does not has no WebSocket on this column: the check is unsupported there.
+        One that offers it but does not open a WebSocket by it fails
+        ``h2.websocket.extended-connect`` (``h3.``), and the other WebSocket rows are
+        not judged: whether it does is asked once per target, before any of them.
+        """
+        offer = await self._tunnel_offer()
+        rfc = "RFC 8441" if self.wire == "h2" else "RFC 9220"
+        if not offer.offered:
+            raise Unsupported(
+                f"{self.target.name} offers no WebSocket over {self.wire}: {offer.why} "
+                f"({rfc} section 3)"
+            )
+        if offer.why:
+            why = (
+                f"{self.target.name} offers extended CONNECT in its SETTINGS but opened no "
+                f"WebSocket by it ({offer.why})"
+            )
+            if self.wire == "h3":
+                raise NotJudged(why, "h3.websocket.extended-connect")
+            raise NotJudged(why, "h2.websocket.extended-connect")
+        connection = cast(Tunnelling, await self.open(config, timeout=bound))
+        return RawWebSocket.over(connection, timeout=bound)
+
+    async def _tunnel_offer(self) -> TunnelOffer:
+        """Once per target (checks on other threads wait for the first one's answer)."""
+        server = self.server
+        await anyio.to_thread.run_sync(server.tunnels_lock.acquire)
+        try:
+            if server.tunnels is None:
+                server.tunnels = await self._ask_for_a_tunnel()
+            return server.tunnels
+        finally:
+            server.tunnels_lock.release()
+
+    async def _ask_for_a_tunnel(self) -> TunnelOffer:
+        """Read the server's SETTINGS, then open one WebSocket to an app that accepts at once."""
+        connection = cast(Tunnelling, await self.open(timeout=units(5)))
+        client = RawWebSocket.over(connection, timeout=units(3))
+        try:
+            settings = await connection.settings(timeout=units(3))
+            if settings is None:
+                return TunnelOffer(False, f"no SETTINGS within {units(3):.1f}s")
+            if settings.get(ENABLE_CONNECT_PROTOCOL) != 1:
+                return TunnelOffer(False, "SETTINGS without SETTINGS_ENABLE_CONNECT_PROTOCOL")
+            script = encode_script([ws_steps.connect(), ws_steps.accept(), ws_steps.close()])
+            rid = self.new_rid()
+            await client.send_handshake(
+                headers=self.probe_headers(rid, "websocket", {"script": script})
+            )
+            answer = await client.read_handshake(units(3))
+        except ClientError as exc:
+            return TunnelOffer(True, str(exc)[:300])
+        finally:
+            await client.aclose()
+        return TunnelOffer(True, "" if answer.accepted else f"it answered {answer.status}")
 
     def probe_headers(
         self, rid: str, behaviour: str, args: Mapping[str, str] | None = None

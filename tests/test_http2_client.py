@@ -9,7 +9,9 @@ and h2 over TLS with the session's certificates):
 * the response, its ``http_version`` "2" and the server's SETTINGS are read, and
   the transcript names the frames;
 * concurrent streams on one connection each get their own response;
-* over TLS the client trusts only the session CA and negotiates h2 by ALPN.
+* over TLS the client trusts only the session CA and negotiates h2 by ALPN;
+* a WebSocket opens on a stream by extended CONNECT (RFC 8441) and its frames
+  travel both ways; a refused CONNECT is read with its status.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conformance.clients import Request
+from conformance import _ws_steps as ws
+from conformance._steps import encode_script
+from conformance.clients import ClientError, RawWebSocket, Request
+from conformance.clients._multiplexed import ENABLE_CONNECT_PROTOCOL
 from conformance.clients.http2 import HTTP2Connection, h2_headers
 from conformance.clients.tls import TLSMaterial, client_context, session_material
 
@@ -183,3 +188,59 @@ def test_a_client_that_does_not_trust_the_ca_is_refused(h2_tls_port: int) -> Non
 def test_the_material_is_made_once_per_directory(tmp_path: Path) -> None:
     assert session_material(tmp_path) is session_material(tmp_path)
     assert (tmp_path / "client.pem").read_text().count("BEGIN CERTIFICATE") >= 1
+
+
+def _websocket(rid: str, script: list[dict[str, object]]) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-probe", b"websocket"),
+        (b"x-probe-rid", rid.encode()),
+        (b"x-probe-script", encode_script(script).encode()),
+    ]
+
+
+def test_a_websocket_opens_on_a_stream_by_extended_connect(h2c_port: int) -> None:
+    """RFC 8441: SETTINGS offer it, the CONNECT gets 200, frames travel as DATA both ways."""
+
+    async def run() -> None:
+        connection = await HTTP2Connection.open("127.0.0.1", h2c_port, timeout=5)
+        settings = await connection.settings(timeout=5)
+        assert settings is not None
+        assert settings.get(ENABLE_CONNECT_PROTOCOL) == 1
+        async with RawWebSocket.over(connection, timeout=5) as client:
+            script = [ws.connect(), ws.accept(subprotocol="b"), ws.echo(3)]
+            answer = await client.handshake(
+                5, headers=_websocket("tunnel-1", script), subprotocols=["a", "b"]
+            )
+            assert (answer.status, answer.accepted, answer.tunnel) == (200, True, True)
+            assert answer.subprotocol == "b"
+            await client.send_text("über")
+            await client.send_bytes(b"\x00\xff")
+            assert (await client.receive(5)).data == "über"
+            assert (await client.receive(5)).data == b"\x00\xff"
+            await client.close(1000)
+            closed = await client.wait_closed(5)
+            assert closed.code == 1000
+            assert client.describe_drop() == "the client's h2 connection closed"
+        fields = next(line for line in connection.transcript if line.startswith("> HEADERS"))
+        assert ":protocol" in fields
+        assert "CONNECT" in fields
+
+    anyio.run(run)
+
+
+def test_a_refused_extended_connect_is_read_with_its_status_and_body(h2c_port: int) -> None:
+    """An app that closes before accepting: the stream answers 403, and nothing opens."""
+
+    async def run() -> None:
+        connection = await HTTP2Connection.open("127.0.0.1", h2c_port, timeout=5)
+        async with RawWebSocket.over(connection, timeout=5) as client:
+            script = [ws.connect(), ws.close(1000)]
+            answer = await client.handshake(5, headers=_websocket("tunnel-2", script))
+            assert answer.status == 403
+            assert not answer.accepted
+            assert answer.complete
+            assert client.ended
+            with pytest.raises(ClientError):
+                await client.send_text("no tunnel")
+
+    anyio.run(run)

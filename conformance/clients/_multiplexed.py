@@ -12,10 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from conformance.clients._base import Response
+from conformance.clients._base import Request, Response
 
 
-__all__ = ["MultiplexedStream", "PartialResponse"]
+__all__ = ["ENABLE_CONNECT_PROTOCOL", "MultiplexedStream", "PartialResponse", "Tunnelling"]
+
+#: SETTINGS_ENABLE_CONNECT_PROTOCOL: 0x8 in HTTP/2 (RFC 8441 section 3) and in HTTP/3 (RFC 9220
+#: section 3); 1 offers extended CONNECT, the way to a WebSocket on a stream.
+ENABLE_CONNECT_PROTOCOL = 0x8
 
 
 @dataclass
@@ -45,6 +49,23 @@ class _Reads(Protocol):
     ) -> None: ...
 
 
+class Tunnelling(Protocol):
+    """A connection that may carry a WebSocket on a stream (RFC 8441, RFC 9220): HTTP/2 or HTTP/3."""
+
+    #: ``h2`` or ``h3``.
+    protocol: str
+    scheme: bytes
+    local_address: tuple[str, int]
+
+    async def settings(self, *, timeout: float) -> dict[int, int] | None: ...
+
+    async def start(
+        self, request: Request, *, end: bool = True, raw: list[tuple[bytes, bytes]] | None = None
+    ) -> MultiplexedStream[Any, Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
 C = TypeVar("C", bound=_Reads)
 P = TypeVar("P", bound=PartialResponse)
 
@@ -65,6 +86,26 @@ class MultiplexedStream(Generic[C, P]):
 
     def head_status(self) -> int | None:
         return self._partial.status or None
+
+    async def send_body(self, data: bytes, *, end: bool = False) -> None:
+        """Send more of the request body (a tunnel's data), ending the stream if ``end``."""
+        raise NotImplementedError
+
+    async def reset(self) -> None:
+        """Abandon the stream (RST_STREAM; RESET_STREAM and STOP_SENDING)."""
+        raise NotImplementedError
+
+    def head_fields(self) -> list[tuple[bytes, bytes]]:
+        """The fields of the final response head received so far (none before it)."""
+        return list(self._partial.headers)
+
+    def informational(self) -> list[tuple[int, list[tuple[bytes, bytes]]]]:
+        """The informational (1xx) responses received so far, in order."""
+        return list(self._partial.informational)
+
+    def body_since(self, offset: int) -> bytes:
+        """The body bytes that arrived after the first ``offset`` (a tunnel's new data)."""
+        return bytes(self._partial.body[offset:])
 
     def received_body(self) -> bytes:
         """The response body bytes that arrived so far (a tunnel's data, for RFC 8441 streams)."""

@@ -143,6 +143,8 @@ class HTTP2Connection:
         self.terminated: h2.events.ConnectionTerminated | None = None
         #: The server's SETTINGS as received (setting code -> value).
         self.remote_settings: dict[int, int] = {}
+        #: Whether a SETTINGS frame of the server's has arrived (its preface, RFC 9113 3.4).
+        self.settings_received = False
         #: The server's PUSH_PROMISEs, in order (their pushed streams are readable).
         self.pushes: list[h2.events.PushedStreamReceived] = []
         #: The first bytes the server sent, quoted when they never made an HTTP/2 preface.
@@ -203,6 +205,23 @@ class HTTP2Connection:
 
     # -- sending ------------------------------------------------------------------------
 
+    async def settings(self, *, timeout: float) -> dict[int, int] | None:
+        """The server's SETTINGS once its preface has arrived; None if it has not within ``timeout``.
+
+        A check that depends on what the server offers (extended CONNECT, RFC 8441
+        section 3) reads them before it opens the stream that relies on them.
+        """
+        deadline = anyio.current_time() + timeout
+        while not self.settings_received:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                return None
+            try:
+                await self._read_once(left)
+            except TimeoutError:
+                return None
+        return dict(self.remote_settings)
+
     async def _flush(self) -> None:
         data = self._h2.data_to_send()
         if data:
@@ -254,7 +273,10 @@ class HTTP2Connection:
                 continue
             chunk, view = view[:window], view[window:]
             last = end and not view
-            self._h2.send_data(stream_id, bytes(chunk), end_stream=last)
+            try:
+                self._h2.send_data(stream_id, bytes(chunk), end_stream=last)
+            except h2.exceptions.ProtocolError as exc:  # the stream is closed for sending
+                raise ConnectionClosed(f"stream {stream_id} takes nothing more ({exc})") from None
             self.transcript.append(
                 f"> DATA stream {stream_id} {len(chunk)} bytes{' END_STREAM' if last else ''}"
             )
@@ -270,7 +292,10 @@ class HTTP2Connection:
         await self._flush()
 
     async def _reset(self, stream_id: int, code: int) -> None:
-        self._h2.reset_stream(stream_id, error_code=code)
+        try:
+            self._h2.reset_stream(stream_id, error_code=code)
+        except h2.exceptions.ProtocolError as exc:  # already closed both ways
+            raise ConnectionClosed(f"stream {stream_id} is closed already ({exc})") from None
         self.transcript.append(f"> RST_STREAM stream {stream_id} {_code(code)}")
         await self._flush()
 
@@ -322,6 +347,7 @@ class HTTP2Connection:
         stream_id = getattr(event, "stream_id", 0)
         self.transcript.append(f"< {_describe(event)}")
         if isinstance(event, h2.events.RemoteSettingsChanged):
+            self.settings_received = True
             for code, setting in event.changed_settings.items():
                 self.remote_settings[int(code)] = setting.new_value
         elif isinstance(event, h2.events.DataReceived) and event.flow_controlled_length:

@@ -578,6 +578,8 @@ class HTTP3Connection:
         self.closed_by_peer = False
         #: The server's SETTINGS as received (identifier -> value), reserved ones included.
         self.remote_settings: dict[int, int] = {}
+        #: Whether the server's SETTINGS frame has arrived on its control stream (RFC 9114 7.2.4).
+        self.settings_received = False
         #: The stream ID of the server's last GOAWAY (RFC 9114 5.2), if it sent one.
         self.goaway: int | None = None
         #: The server's PUSH_PROMISEs, in order.
@@ -847,6 +849,7 @@ class HTTP3Connection:
                     self.transcript.append(f"< SETTINGS (malformed: {payload[:40]!r})")
                 else:
                     self.remote_settings = values
+                    self.settings_received = True
                     self.transcript.append(f"< SETTINGS {_settings(values)}")
                 return
             if frame.frame_type in _DECODED and payload is not None:
@@ -1023,6 +1026,24 @@ class HTTP3Connection:
         self._transmit()
 
     # -- receiving -------------------------------------------------------------------------------
+
+    async def settings(self, *, timeout: float) -> dict[int, int] | None:
+        """The server's SETTINGS once they have arrived; None if they have not within ``timeout``.
+
+        RFC 9114 6.2.1 has each side send SETTINGS first on its control stream; a check
+        that depends on what the server offers (extended CONNECT, RFC 9220 section 3)
+        reads them before it opens the stream that relies on them.
+        """
+
+        def check() -> None:
+            if self._failure is not None:
+                kind, why = self._failure
+                raise kind(why)
+
+        ready = await self._wait(
+            lambda: self.settings_received, anyio.current_time() + timeout, check
+        )
+        return dict(self.remote_settings) if ready else None
 
     async def _wait(
         self, ready: Callable[[], bool], deadline: float, check: Callable[[], None]

@@ -10,6 +10,14 @@ handshake answer whatever it is: a ``101`` (with the response's fields), or a
 refusal with its status, fields and body (wsproto's ``RejectConnection`` and
 ``RejectData``), which is how a check sees a ``403`` or a denial response.
 
+Over HTTP/2 and HTTP/3 the same frames travel on one stream opened by extended
+CONNECT (RFC 8441, RFC 9220): :meth:`RawWebSocket.over` takes a connection of
+either client, sends the CONNECT with ``:protocol websocket`` and reads its answer
+(a 2xx opens the tunnel; anything else is a refusal with its body), after which
+wsproto's frame layer (:class:`wsproto.connection.Connection`) runs over the
+stream's DATA as it runs over the TCP bytes of an upgrade.  Ending the stream
+(END_STREAM) stands for closing the TCP connection, RST_STREAM for resetting it.
+
 Every step is bounded by a timeout the caller gives (suite time units, scaled),
 and everything sent and received is kept in :attr:`RawWebSocket.transcript`,
 one line per event, as wire evidence for a failure report.
@@ -28,11 +36,13 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import h11
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as FrameConnection
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -48,10 +58,13 @@ from wsproto.events import (
 )
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.handshake import client_extensions_handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError, split_comma_header
 
 from conformance.clients import _tcp
 from conformance.clients._base import ClientError, ServerTimeout
+from conformance.clients._base import Request as HTTPRequest
+from conformance.clients._multiplexed import MultiplexedStream, Tunnelling
 
 
 __all__ = [
@@ -83,10 +96,13 @@ class Handshake:
     extensions: list[str] = field(default_factory=list)
     #: Whether a refusal's body ended before the connection did (a complete response).
     complete: bool = True
+    #: Whether the handshake was an extended CONNECT on a stream (RFC 8441, RFC 9220),
+    #: where a 2xx answer, not a 101, opens the WebSocket.
+    tunnel: bool = False
 
     @property
     def accepted(self) -> bool:
-        return self.status == 101
+        return 200 <= self.status < 300 if self.tunnel else self.status == 101
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -135,27 +151,173 @@ def _describe(data: str | bytes, limit: int = 60) -> str:
     return text
 
 
-class RawWebSocket:
-    """One TCP connection speaking WebSocket as the check dictates."""
+class _Pipe(Protocol):
+    """What the frames travel over: a TCP (or TLS) connection, or one stream of a connection."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, host: str, port: int, timeout: float) -> None:
+    local_address: tuple[str, int]
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self, timeout: float) -> bytes:
+        """The next bytes (b"" at the end); TimeoutError when none come within ``timeout``."""
+        ...
+
+    async def end(self, *, reset: bool) -> None:
+        """End the client's side without a close frame: FIN or RST, END_STREAM or RST_STREAM."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+    def describe_end(self, *, reset: bool) -> str:
+        """What :meth:`end` does, for a check's "sent"."""
+        ...
+
+
+class _SocketPipe:
+    """The TCP (TLS) connection of an HTTP/1.1 upgrade."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
-        self._host = host
-        self._port = port
+        self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
+
+    async def send(self, data: bytes) -> None:
+        await self._stream.send(data)
+
+    async def receive(self, timeout: float) -> bytes:
+        with anyio.fail_after(timeout):
+            try:
+                return await self._stream.receive(_READ_SIZE)
+            except (anyio.EndOfStream, OSError, anyio.BrokenResourceError):
+                return b""
+            except anyio.ClosedResourceError:
+                return b""
+
+    async def end(self, *, reset: bool) -> None:
+        if reset:
+            raw: socket.socket | None = self._stream.extra(
+                anyio.abc.SocketAttribute.raw_socket, None
+            )
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError, anyio.BrokenResourceError):
+            await self._stream.aclose()
+
+    async def aclose(self) -> None:
+        await self.end(reset=False)
+
+    def describe_end(self, *, reset: bool) -> str:
+        return "a TCP reset (RST)" if reset else "a TCP close (FIN)"
+
+
+class _StreamPipe:
+    """One HTTP/2 or HTTP/3 stream opened by extended CONNECT: its DATA carry the frames."""
+
+    def __init__(self, connection: Tunnelling, stream: MultiplexedStream[Any, Any]) -> None:
+        self.connection = connection
+        self.stream = stream
+        self.local_address: tuple[str, int] = connection.local_address
+        self._seen = 0
+        self._ended = False
+        self._closed = False
+        #: Why the stream ended, as the client read it (a reset, the connection's end).
+        self.ending = ""
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_body(data)
+
+    async def receive(self, timeout: float) -> bytes:
+        if self._closed:  # the client closed the connection: nothing more comes
+            return b""
+        try:
+            await self.stream.read_bytes(self._seen + 1, timeout=timeout)
+        except ServerTimeout:
+            raise TimeoutError from None
+        except (
+            ClientError
+        ) as exc:  # the stream ended (END_STREAM), was reset, or the connection went
+            self.ending = str(exc)
+            return b""
+        data: bytes = self.stream.body_since(self._seen)
+        self._seen += len(data)
+        return data
+
+    async def end(self, *, reset: bool) -> None:
+        """RST_STREAM (HTTP/3: RESET_STREAM and STOP_SENDING) with ``reset``; else the client
+        goes away: its whole connection closes, as a dropped TCP connection ends an upgrade.
+
+        Not END_STREAM alone: that half-closes the stream, and the server may still
+        send (RFC 8441 section 5 maps it to a TCP half-close), so it is no lost connection.
+        """
+        if self._ended:
+            return
+        self._ended = True
+        if reset:
+            # The stream may be gone already (the server ended or reset it): nothing to reset.
+            with contextlib.suppress(ClientError):
+                await self.stream.reset()
+        else:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        self._ended = True
+        if not self._closed:
+            self._closed = True
+            await self.connection.aclose()
+
+    def describe_end(self, *, reset: bool) -> str:
+        if reset:
+            return f"a reset of the WebSocket's {self.connection.protocol} stream"
+        return f"the client's {self.connection.protocol} connection closed"
+
+
+class RawWebSocket:
+    """One WebSocket connection speaking exactly as the check dictates."""
+
+    def __init__(
+        self, pipe: _Pipe | None, timeout: float, *, connection: Tunnelling | None = None
+    ) -> None:
+        self._pipe = pipe
+        #: The HTTP/2 or HTTP/3 connection an extended CONNECT goes over (None: an upgrade).
+        self._connection = connection
         self._timeout = timeout
-        self._ws = WSConnection(ConnectionType.CLIENT)
+        self._ws: WSConnection | FrameConnection | None = (
+            WSConnection(ConnectionType.CLIENT) if connection is None else None
+        )
+        self._offered: list[Extension] = []
         self._events: list[Event] = []
         self._eof = False
-        #: The upgrade request's bytes as written (for a reproducer).
+        #: The upgrade request's bytes as written (for a reproducer); the CONNECT's fields, one
+        #: per line, over a stream.
         self.handshake_request = b""
         self._parts: list[str | bytes] = []
         self._frames = 0
         self.transcript: list[str] = []
         #: The first bytes the server sent (up to 8 KiB), as evidence.
         self.received = bytearray()
-        self.local_address: tuple[str, int] = stream.extra(anyio.abc.SocketAttribute.local_address)  # type: ignore[assignment]
+        self.local_address: tuple[str, int] = (
+            pipe.local_address
+            if pipe is not None
+            else connection.local_address
+            if connection
+            else ("", 0)
+        )
         #: The close frame the server sent, once read.
         self.close_received: CloseConnection | None = None
+
+    @property
+    def tunnel(self) -> bool:
+        """Whether this WebSocket is a stream opened by extended CONNECT (RFC 8441, RFC 9220)."""
+        return self._connection is not None
+
+    @property
+    def handshake_fields(self) -> frozenset[bytes]:
+        """The fields the handshake itself adds to the request (RFC 6455 4.1, RFC 8441 4)."""
+        if self.tunnel:
+            return frozenset({b"sec-websocket-version"})
+        return frozenset(
+            {b"upgrade", b"connection", b"sec-websocket-key", b"sec-websocket-version"}
+        )
 
     @classmethod
     async def open(
@@ -170,7 +332,13 @@ class RawWebSocket:
             ) from None
         except OSError as exc:
             raise ClientError(f"could not connect to {host}:{port}: {exc}") from None
-        return cls(stream, host, port, timeout)
+        return cls(_SocketPipe(stream), timeout)
+
+    @classmethod
+    def over(cls, connection: Tunnelling, *, timeout: float) -> RawWebSocket:
+        """A WebSocket to open by extended CONNECT on a new stream of ``connection`` (an
+        HTTP/2 or HTTP/3 connection whose SETTINGS offer it); nothing sent yet."""
+        return cls(None, timeout, connection=connection)
 
     async def __aenter__(self) -> RawWebSocket:
         return self
@@ -181,7 +349,7 @@ class RawWebSocket:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.abort()
+        await self.aclose()
 
     # -- the handshake ------------------------------------------------------------------------
 
@@ -194,23 +362,72 @@ class RawWebSocket:
         deflate: bool = False,
         then: bytes = b"",
     ) -> None:
-        """Write the upgrade request (and ``then``, bytes pipelined right after it)."""
-        extensions: list[Extension] = [PerMessageDeflate()] if deflate else []
+        """Write the upgrade request, or open the stream by extended CONNECT (and ``then``,
+        bytes sent right after it, before any answer)."""
+        self._offered = [PerMessageDeflate()] if deflate else []
+        if self._connection is not None:
+            await self._send_connect(
+                self._connection, target, list(headers or []), list(subprotocols or []), then
+            )
+            return
+        assert isinstance(self._ws, WSConnection)
         request = Request(
             host="localhost",
             target=target,
             extra_headers=list(headers or []),
             subprotocols=list(subprotocols or []),
-            extensions=extensions,
+            extensions=list(self._offered),
         )
         data = self._ws.send(request)
         self.handshake_request = data + then
         self.transcript.append(f"> GET {target} upgrade, subprotocols {subprotocols or []}")
         await self._write(data + then)
 
+    async def _send_connect(
+        self,
+        connection: Tunnelling,
+        target: str,
+        headers: Headers,
+        subprotocols: list[str],
+        then: bytes,
+    ) -> None:
+        """The extended CONNECT of RFC 8441 section 4 (RFC 9220 section 3 for HTTP/3).
+
+        Field names go lower-cased, as HTTP/2 and HTTP/3 require (RFC 9113 8.2.1).
+        """
+        fields = [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"websocket"),
+            (b":scheme", connection.scheme),
+            (b":path", target.encode()),
+            (b":authority", b"localhost"),
+            (b"sec-websocket-version", b"13"),
+        ]
+        if subprotocols:
+            fields.append((b"sec-websocket-protocol", ", ".join(subprotocols).encode()))
+        offers = [_offer(extension) for extension in self._offered]
+        if any(offers):
+            fields.append((b"sec-websocket-extensions", ", ".join(filter(None, offers)).encode()))
+        fields += [(name.lower(), value) for name, value in headers]
+        self.handshake_request = b"\n".join(name + b": " + value for name, value in fields)
+        self.transcript.append(
+            f"> CONNECT {target} :protocol websocket, subprotocols {subprotocols}"
+        )
+        try:
+            stream = await connection.start(
+                HTTPRequest(method=b"CONNECT", target=target.encode()), end=False, raw=fields
+            )
+        except ClientError as exc:
+            raise ClientError(f"could not open the CONNECT stream: {exc}") from None
+        self._pipe = _StreamPipe(connection, stream)
+        if then:
+            await self._write(then)
+
     async def read_handshake(self, timeout: float | None = None) -> Handshake:
-        """The server's answer: a 101, or a refusal read to its end (or the bound)."""
+        """The server's answer: a 101 (a 2xx over a stream), or a refusal read to its end (or the bound)."""
         bound = self._timeout if timeout is None else timeout
+        if isinstance(self._pipe, _StreamPipe):
+            return await self._read_connect_answer(self._pipe, bound)
         event = await self._next_event(bound, what="the answer to the upgrade request")
         if isinstance(event, AcceptConnection):
             headers = [(bytes(k), bytes(v)) for k, v in event.extra_headers]
@@ -231,6 +448,41 @@ class RawWebSocket:
             self.transcript.append(f"< {event.status_code} refusal, body {_describe(body)}")
             return Handshake(event.status_code, headers, body=body, complete=complete)
         raise ClientError(f"unexpected answer to the upgrade request: {event!r}")
+
+    async def _read_connect_answer(self, pipe: _StreamPipe, bound: float) -> Handshake:
+        """The head of the CONNECT stream: a 2xx opens the tunnel, anything else is a refusal."""
+        try:
+            status = await pipe.stream.read_head(timeout=bound)
+        except ServerTimeout:
+            raise ServerTimeout(
+                f"the answer to the extended CONNECT did not come within {bound:.1f}s"
+            ) from None
+        headers = pipe.stream.head_fields()
+        if 200 <= status < 300:
+            answered = b",".join(_values(headers, b"sec-websocket-extensions"))
+            try:
+                chosen = client_extensions_handshake(
+                    [e for e in split_comma_header(answered) if e], list(self._offered)
+                )
+            except (RemoteProtocolError, UnicodeDecodeError) as exc:
+                raise ClientError(f"the server accepted an extension not offered: {exc}") from None
+            self._ws = FrameConnection(ConnectionType.CLIENT, extensions=chosen)
+            protocols = _values(headers, b"sec-websocket-protocol")
+            subprotocol = protocols[0].decode("latin-1") if protocols else None
+            accepted = [_extension_name(e) for e in chosen]
+            self.transcript.append(f"< {status} subprotocol {subprotocol!r} extensions {accepted}")
+            return Handshake(
+                status, headers, subprotocol=subprotocol, extensions=accepted, tunnel=True
+            )
+        body, complete = b"", True
+        try:
+            response = await pipe.stream.read_response(timeout=bound)
+            body = response.body
+        except ClientError:
+            body, complete = pipe.stream.body_since(0), False
+        self._eof = complete
+        self.transcript.append(f"< {status} refusal, body {_describe(body)}")
+        return Handshake(status, headers, body=body, complete=complete, tunnel=True)
 
     async def handshake(self, timeout: float | None = None, **request: Any) -> Handshake:
         await self.send_handshake(**request)
@@ -257,9 +509,9 @@ class RawWebSocket:
                 if isinstance(part, str)
                 else BytesMessage(data=bytes(part), message_finished=last)
             )
-            out += self._ws.send(message)
+            out += self._codec().send(message)
             if index == 0 and ping_between is not None:
-                out += self._ws.send(Ping(payload=ping_between))
+                out += self._codec().send(Ping(payload=ping_between))
         self.transcript.append(
             f"> one message in {len(parts)} fragments"
             + (f", ping {ping_between!r} after the first" if ping_between is not None else "")
@@ -277,16 +529,26 @@ class RawWebSocket:
         await self._send_event(event, f"> close {code} {reason!r}")
 
     async def abort(self, *, reset: bool = False) -> None:
-        """End the TCP connection without a close frame (``reset``: an RST, SO_LINGER 0)."""
-        if reset:
-            raw: socket.socket | None = self._stream.extra(
-                anyio.abc.SocketAttribute.raw_socket, None
-            )
-            if raw is not None:
-                with contextlib.suppress(OSError):
-                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with contextlib.suppress(OSError, anyio.BrokenResourceError):
-            await self._stream.aclose()
+        """End the connection without a close frame (``reset``: an RST, SO_LINGER 0).
+
+        Over a stream: the connection closes (``reset``: the stream is reset, the
+        connection stays).
+        """
+        if self._pipe is not None:
+            await self._pipe.end(reset=reset)
+
+    def describe_drop(self, *, reset: bool = False) -> str:
+        """What :meth:`abort` does on this connection, as a check's "sent" says it."""
+        if self._pipe is None:
+            return "a TCP reset (RST)" if reset else "a TCP close (FIN)"
+        return self._pipe.describe_end(reset=reset)
+
+    async def aclose(self) -> None:
+        """Release everything: the TCP connection, or the stream and its connection."""
+        if self._pipe is not None:
+            await self._pipe.aclose()
+        elif self._connection is not None:
+            await self._connection.aclose()
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -360,7 +622,7 @@ class RawWebSocket:
         if isinstance(event, Ping):
             self.transcript.append(f"< ping {bytes(event.payload)!r}")
             with contextlib.suppress(ClientError):
-                await self._write(self._ws.send(event.response()))
+                await self._write(self._codec().send(event.response()))
             return Received("ping", bytes(event.payload))
         if isinstance(event, Pong):
             self.transcript.append(f"< pong {bytes(event.payload)!r}")
@@ -374,7 +636,7 @@ class RawWebSocket:
             self.close_received = event
             self.transcript.append(f"< close {event.code} {event.reason!r}")
             with contextlib.suppress(ClientError, LocalProtocolError):
-                await self._write(self._ws.send(event.response()))
+                await self._write(self._codec().send(event.response()))
             return Received("close", code=event.code, reason=event.reason or "")
         return None
 
@@ -384,76 +646,127 @@ class RawWebSocket:
         return self._eof
 
     async def drain(self, timeout: float) -> bytes:
-        """Read raw bytes until the server ends the connection or ``timeout`` passes (they join
-        :attr:`received`, unparsed): what a server sends after a refusal, for the record."""
-        with anyio.move_on_after(timeout):
-            while not self._eof:
-                try:
-                    data = await self._stream.receive(_READ_SIZE)
-                except (anyio.EndOfStream, OSError, anyio.BrokenResourceError):
-                    data = b""
-                except anyio.ClosedResourceError:
-                    data = b""
-                if not data:
-                    self._eof = True
-                elif len(self.received) < _KEEP:
-                    self.received += data[: _KEEP - len(self.received)]
+        """Read raw bytes until the server ends the connection (the stream) or ``timeout``
+        passes (they join :attr:`received`, unparsed): what a server sends after a
+        refusal, for the record."""
+        deadline = anyio.current_time() + timeout
+        while not self._eof and self._pipe is not None:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                break
+            try:
+                data = await self._pipe.receive(left)
+            except TimeoutError:
+                break
+            self._keep(data)
         return bytes(self.received)
+
+    async def answers(self, timeout: float) -> list[int]:
+        """Every HTTP status the server answered the handshake with until it ended the
+        connection (the stream) or ``timeout`` passed: informational ones, then the final one.
+
+        Over HTTP/1.1 the bytes are parsed by h11 (one response after another, up to a
+        101, after which frames follow); over a stream, the stream's own heads.
+        """
+        raw = await self.drain(timeout)
+        if isinstance(self._pipe, _StreamPipe):
+            stream = self._pipe.stream
+            final = stream.head_status()
+            return [status for status, _ in stream.informational()] + ([final] if final else [])
+        return _statuses(raw)
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            self._eof = True
+        elif len(self.received) < _KEEP:
+            self.received += data[: _KEEP - len(self.received)]
 
     # -- the socket -------------------------------------------------------------------------------
 
     async def _send_event(self, event: Event, note: str) -> None:
         try:
-            data = self._ws.send(event)
+            data = self._codec().send(event)
         except LocalProtocolError as exc:
             raise ClientError(f"cannot send {note[2:]} now: {exc}") from None
         self.transcript.append(note)
         await self._write(data)
 
+    def _codec(self) -> WSConnection | FrameConnection:
+        """wsproto's side of the connection: the upgrade's, or the frames' once a stream is open."""
+        if self._ws is None:
+            raise ClientError("no WebSocket frames before the server accepted the handshake")
+        return self._ws
+
     async def _write(self, data: bytes) -> None:
+        if self._pipe is None:
+            raise ClientError("nothing can be sent before the handshake")
         try:
             with anyio.fail_after(self._timeout):
-                await self._stream.send(data)
-        except TimeoutError:
+                await self._pipe.send(data)
+        except (TimeoutError, ServerTimeout):
             raise ServerTimeout(f"the server took none of {len(data)} bytes") from None
-        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ClientError) as exc:
             raise ClientError(f"the connection is gone: {exc!r}") from None
 
     async def _next_event(self, timeout: float | None, *, what: str, idle: bool = False) -> Event:
-        """The next wsproto event, reading from the socket as needed; ``eof`` as a close.
+        """The next wsproto event, reading as needed; the end of the connection (the stream) as a close.
 
         ``timeout`` bounds the whole wait, or with ``idle`` each read (the bound restarts
         whenever bytes arrive).
         """
         limit = timeout if timeout is not None else float("inf")
-        with anyio.move_on_after(limit) as scope:
-            while not self._events:
-                if self._eof:
-                    self.transcript.append("< end of the connection")
-                    raise _EndOfStream(f"the connection ended before {what}")
-                if idle:
-                    scope.deadline = anyio.current_time() + limit
-                try:
-                    data = await self._stream.receive(_READ_SIZE)
-                except (anyio.EndOfStream, OSError, anyio.BrokenResourceError):
-                    data = b""
-                except anyio.ClosedResourceError:
-                    data = b""
-                if not data:
-                    self._eof = True
-                elif len(self.received) < _KEEP:
-                    self.received += data[: _KEEP - len(self.received)]
-                try:
-                    self._ws.receive_data(data or None)
-                    self._events.extend(self._ws.events())
-                except RemoteProtocolError as exc:
-                    raise ClientError(
-                        f"the server broke the WebSocket protocol: {exc}; "
-                        f"it sent {bytes(self.received[:400])!r}"
-                    ) from None
-            return self._events.pop(0)
-        assert scope.cancelled_caught
-        raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s")
+        deadline = anyio.current_time() + limit
+        while not self._events:
+            if self._eof:
+                self.transcript.append("< end of the connection")
+                raise _EndOfStream(f"the connection ended before {what}")
+            left = deadline - anyio.current_time()
+            if left <= 0 or self._pipe is None or self._ws is None:
+                raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s")
+            try:
+                data = await self._pipe.receive(left)
+            except TimeoutError:
+                raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s") from None
+            if idle and data:
+                deadline = anyio.current_time() + limit
+            self._keep(data)
+            try:
+                self._ws.receive_data(data or None)
+                self._events.extend(self._ws.events())
+            except RemoteProtocolError as exc:
+                raise ClientError(
+                    f"the server broke the WebSocket protocol: {exc}; "
+                    f"it sent {bytes(self.received[:400])!r}"
+                ) from None
+        return self._events.pop(0)
+
+
+def _statuses(raw: bytes) -> list[int]:
+    """The status of every response head in ``raw``, in order (h11 parses each one), up to a 101."""
+    statuses: list[int] = []
+    while raw:
+        parser = h11.Connection(h11.CLIENT)
+        upgrade = [("Host", "localhost"), ("Connection", "Upgrade"), ("Upgrade", "websocket")]
+        parser.send(h11.Request(method="GET", target="/", headers=upgrade))
+        parser.send(h11.EndOfMessage())
+        parser.receive_data(raw)
+        try:
+            event = parser.next_event()
+            if not isinstance(event, (h11.Response, h11.InformationalResponse)):
+                break
+            statuses.append(event.status_code)
+            if event.status_code == 101:
+                break  # what follows is WebSocket frames
+            while True:
+                part = parser.next_event()
+                if part is h11.NEED_DATA or part is h11.PAUSED:
+                    return statuses  # the body is incomplete: nothing follows
+                if isinstance(part, h11.EndOfMessage):
+                    break
+            raw = parser.trailing_data[0]
+        except h11.RemoteProtocolError:
+            break
+    return statuses
 
 
 class _EndOfStream(ClientError):
@@ -462,6 +775,18 @@ class _EndOfStream(ClientError):
 
 def _extension_name(extension: Any) -> str:
     return str(getattr(extension, "name", extension))
+
+
+def _offer(extension: Extension) -> str:
+    """One extension's entry in Sec-WebSocket-Extensions, as wsproto writes it for an upgrade."""
+    parameters = extension.offer()
+    if isinstance(parameters, bool):
+        return extension.name if parameters else ""
+    return f"{extension.name}; {parameters}"
+
+
+def _values(headers: Headers, name: bytes) -> list[bytes]:
+    return [value for key, value in headers if key.lower() == name]
 
 
 async def normal_client_roundtrip(

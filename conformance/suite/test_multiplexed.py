@@ -29,6 +29,7 @@ from conformance._sidechannel import Observation
 from conformance._timing import units
 from conformance._verdicts import Unsupported
 from conformance.clients import ClientError, Request, open_connection
+from conformance.clients._multiplexed import ENABLE_CONNECT_PROTOCOL
 
 
 if TYPE_CHECKING:
@@ -766,9 +767,6 @@ async def test_push_sends_a_promise_and_serves_it(asgi: Probe) -> None:
 
 
 # -- WebSocket over HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220) -------------------------------------
-
-#: SETTINGS_ENABLE_CONNECT_PROTOCOL: 0x8 in HTTP/2 (RFC 8441 section 3) and in HTTP/3 (RFC 9220 section 3).
-ENABLE_CONNECT_PROTOCOL = 0x8
 
 
 async def _websocket_stream(

@@ -49,6 +49,9 @@ class Outcome:
     timeline: list[dict[str, Any]]
     scope: dict[str, Any]
     evidence: str
+    #: How the client drops the connection without a close frame, and how it resets it,
+    #: on this column (a TCP FIN and RST; a closed connection and a reset stream).
+    drops: tuple[str, str] = ("a TCP close (FIN)", "a TCP reset (RST)")
 
     def step(self, index: int) -> Any:
         return ws.result(self.timeline, index)
@@ -88,7 +91,8 @@ async def _run(
             closed = None if client is None else Closed(None, "")
         timeline = await session.timeline(units(DISCONNECT_UNITS + 3))
         scope = await session.app_scope(units(1))
-    return Outcome(closed, timeline, scope, session.evidence())
+    drops = (session.client.describe_drop(), session.client.describe_drop(reset=True))
+    return Outcome(closed, timeline, scope, session.evidence(), drops)
 
 
 async def _client_close(code: int | None, reason: str, client: Any) -> None:
@@ -255,9 +259,13 @@ async def test_close_frame_without_code_gives_1005(asgi: Probe) -> None:
 
 @requirement("websocket.close.abrupt")
 async def test_dropped_connection_gives_disconnect(asgi: Probe) -> None:
-    """A TCP close (and, apart, a reset) without a close frame gives the app websocket.disconnect."""
-    for name, how in (("abrupt", "a TCP close (FIN)"), ("reset", "a TCP reset (RST)")):
+    """A TCP close (and, apart, a reset) without a close frame gives the app websocket.disconnect.
+
+    Over a stream (RFC 8441, RFC 9220): the client's connection closed, and apart, the stream reset.
+    """
+    for name, drop in (("abrupt", 0), ("reset", 1)):
         outcome = await _outcome(asgi, name)
+        how = outcome.drops[drop]
         event = outcome.disconnect(2)
         expect(
             event is not None,
@@ -279,7 +287,7 @@ async def test_dropped_connection_disconnect_code_is_1006(asgi: Probe) -> None:
         )
     expect(
         _code_value(event.get("code")) == 1006,
-        sent="a TCP close after the handshake, no close frame",
+        sent=f"{outcome.drops[0]} after the handshake, no close frame",
         expected="websocket.disconnect with code 1006",
         observed=repr(event),
     )

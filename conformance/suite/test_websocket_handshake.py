@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import h11
 
 from conformance import _ws_steps as ws
 from conformance import requirement
@@ -94,41 +93,13 @@ async def _held_answer(asgi: Probe) -> tuple[bool, str, Handshake | None]:
     return False, "", final
 
 
-def _responses(raw: bytes) -> list[int]:
-    """The status of every response head in ``raw``, in order (h11 parses each one)."""
-    statuses: list[int] = []
-    while raw:
-        parser = h11.Connection(h11.CLIENT)
-        upgrade = [("Host", "localhost"), ("Connection", "Upgrade"), ("Upgrade", "websocket")]
-        parser.send(h11.Request(method="GET", target="/", headers=upgrade))
-        parser.send(h11.EndOfMessage())
-        parser.receive_data(raw)
-        try:
-            event = parser.next_event()
-            if not isinstance(event, (h11.Response, h11.InformationalResponse)):
-                break
-            statuses.append(event.status_code)
-            if event.status_code == 101:
-                break  # what follows is WebSocket frames
-            while True:
-                part = parser.next_event()
-                if part is h11.NEED_DATA or part is h11.PAUSED:
-                    return statuses  # the body is incomplete: nothing follows
-                if isinstance(part, h11.EndOfMessage):
-                    break
-            raw = parser.trailing_data[0]
-        except h11.RemoteProtocolError:
-            break
-    return statuses
-
-
 async def _no_answer(asgi: Probe) -> tuple[list[int], str, bool]:
     """The app receives websocket.connect and returns: every response the server sent until
     it closed the connection (or the bound passed), the raw bytes, and whether it closed."""
     async with await asgi.websocket([ws.connect()], read_handshake=False) as session:
-        raw = await session.client.drain(units(3))
+        statuses = await session.client.answers(units(3))
         ended = session.client.ended
-    return _responses(raw), repr(raw[:300]), ended
+    return statuses, repr(bytes(session.client.received[:300])), ended
 
 
 async def _early_frame(asgi: Probe) -> tuple[Any, Any, str]:
