@@ -908,8 +908,12 @@ async def test_server_exits_only_after_shutdown_complete(asgi: Probe) -> None:
             f"{sig.name}; the app holds lifespan.shutdown.complete back for {SHUTDOWN_HOLD:g} unit"
         )
         if life.shutdown is None:
+            # The held request's fate is the first thing to know when this happens (a server
+            # that waits for its connections, a connection the client left open).
+            left = "left the app" if life.held_left else "never left the app"
             raise ConformanceFailure(
-                f"sent {sig.name}; lifespan.shutdown never came ({describe_exit(life.exit_status)})"
+                f"sent {sig.name}; lifespan.shutdown never came ({describe_exit(life.exit_status)}; "
+                f"the request in flight got {life.held_outcome} and {left})"
             )
         expect(
             life.exit_while_held is None,
