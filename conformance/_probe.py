@@ -450,6 +450,19 @@ class TunnelOffer:
     why: str = ""
 
 
+async def _no_extended_connect(connection: Tunnelling, timeout: float) -> str:
+    """ "" when the server's SETTINGS offer extended CONNECT (RFC 8441 section 3); else why not."""
+    try:
+        settings = await connection.settings(timeout=timeout)
+    except ClientError as exc:
+        return f"no SETTINGS ({str(exc)[:300]})"
+    if settings is None:
+        return f"no SETTINGS within {timeout:.1f}s"
+    if settings.get(ENABLE_CONNECT_PROTOCOL) != 1:
+        return "SETTINGS without SETTINGS_ENABLE_CONNECT_PROTOCOL"
+    return ""
+
+
 @dataclass
 class WebSocketSession:
     """One WebSocket connection to the probe app, and how to get what the app saw.
@@ -669,15 +682,16 @@ class Probe:
             client = await RawWebSocket.open(
                 server.host, server.port, timeout=bound, tls=server.client_tls(wire="http/1.1")
             )
-            self.sent.append(
-                Sent(
-                    "websocket",
-                    raw=lambda: client.handshake_request,
-                    frames=lambda: [t for t in client.transcript[1:] if t.startswith(">")],
-                )
-            )
         else:
             client = await self._tunnel(config, bound)
+        # The handshake as written (the upgrade's bytes, or the CONNECT's fields), then frames.
+        self.sent.append(
+            Sent(
+                "websocket" if self.wire == "http/1.1" else self.wire,
+                raw=lambda: client.handshake_request,
+                frames=lambda: [t for t in client.transcript[1:] if t.startswith(">")],
+            )
+        )
         session = WebSocketSession(rid, client, None, self.server.channel)
         try:
             await client.send_handshake(
@@ -723,9 +737,20 @@ class Probe:
         return RawWebSocket.over(connection, timeout=bound)
 
     async def _tunnel_offer(self) -> TunnelOffer:
-        """Once per target (checks on other threads wait for the first one's answer)."""
-        server = self.server
-        await anyio.to_thread.run_sync(server.tunnels_lock.acquire)
+        """Once per target (checks on other threads wait for the first one's answer).
+
+        The lock is taken shielded, so that a check cancelled while it waits cannot leave it
+        held, and within a bound longer than one question takes (open 5, SETTINGS 3,
+        answer 3 units).
+        """
+        server, bound = self.server, units(15)
+        with anyio.CancelScope(shield=True):
+            taken = await anyio.to_thread.run_sync(server.tunnels_lock.acquire, True, bound)
+        if not taken:
+            raise HarnessError(
+                f"another check's question whether {self.target.name} opens WebSockets by "
+                f"extended CONNECT did not end within {bound:.1f}s"
+            )
         try:
             if server.tunnels is None:
                 server.tunnels = await self._ask_for_a_tunnel()
@@ -738,11 +763,9 @@ class Probe:
         connection = cast(Tunnelling, await self.open(timeout=units(5)))
         client = RawWebSocket.over(connection, timeout=units(3))
         try:
-            settings = await connection.settings(timeout=units(3))
-            if settings is None:
-                return TunnelOffer(False, f"no SETTINGS within {units(3):.1f}s")
-            if settings.get(ENABLE_CONNECT_PROTOCOL) != 1:
-                return TunnelOffer(False, "SETTINGS without SETTINGS_ENABLE_CONNECT_PROTOCOL")
+            not_offered = await _no_extended_connect(connection, units(3))
+            if not_offered:
+                return TunnelOffer(False, not_offered)
             script = encode_script([ws_steps.connect(), ws_steps.accept(), ws_steps.close()])
             rid = self.new_rid()
             await client.send_handshake(

@@ -16,6 +16,7 @@ and h2 over TLS with the session's certificates):
 
 from __future__ import annotations
 
+import ast
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import anyio
 import pytest
 
 from conformance import _ws_steps as ws
+from conformance._reproducer import Sent, reproducer
 from conformance._steps import encode_script
 from conformance.clients import ClientError, RawWebSocket, Request
 from conformance.clients._multiplexed import ENABLE_CONNECT_PROTOCOL
@@ -221,6 +223,13 @@ def test_a_websocket_opens_on_a_stream_by_extended_connect(h2c_port: int) -> Non
             closed = await client.wait_closed(5)
             assert closed.code == 1000
             assert client.describe_drop() == "the client's h2 connection closed"
+            # What a failing cell's reproducer shows: the CONNECT's fields, no probe header,
+            # and an app that accepts (the probe's script), as for an HTTP/1.1 upgrade.
+            made = reproducer([Sent("h2", raw=lambda: client.handshake_request)], "observed")
+            assert made is not None
+            assert b":protocol: websocket" in ast.literal_eval(made.request)
+            assert "x-probe" not in made.request
+            assert "websocket.accept" in made.app
         fields = next(line for line in connection.transcript if line.startswith("> HEADERS"))
         assert ":protocol" in fields
         assert "CONNECT" in fields

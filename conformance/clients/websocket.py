@@ -187,9 +187,12 @@ class _SocketPipe:
         with anyio.fail_after(timeout):
             try:
                 return await self._stream.receive(_READ_SIZE)
-            except (anyio.EndOfStream, OSError, anyio.BrokenResourceError):
-                return b""
-            except anyio.ClosedResourceError:
+            except (
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+                OSError,
+            ):
                 return b""
 
     async def end(self, *, reset: bool) -> None:
@@ -287,21 +290,18 @@ class RawWebSocket:
         self._offered: list[Extension] = []
         self._events: list[Event] = []
         self._eof = False
-        #: The upgrade request's bytes as written (for a reproducer); the CONNECT's fields, one
-        #: per line, over a stream.
+        #: The upgrade request's bytes as written (for a reproducer); over a stream, the
+        #: CONNECT's fields, one per line.
         self.handshake_request = b""
         self._parts: list[str | bytes] = []
         self._frames = 0
         self.transcript: list[str] = []
         #: The first bytes the server sent (up to 8 KiB), as evidence.
         self.received = bytearray()
-        self.local_address: tuple[str, int] = (
-            pipe.local_address
-            if pipe is not None
-            else connection.local_address
-            if connection
-            else ("", 0)
-        )
+        carrier = pipe if pipe is not None else connection
+        if carrier is None:
+            raise TypeError("a RawWebSocket goes over a TCP connection or an HTTP/2 (3) connection")
+        self.local_address: tuple[str, int] = carrier.local_address
         #: The close frame the server sent, once read.
         self.close_received: CloseConnection | None = None
 
@@ -409,7 +409,10 @@ class RawWebSocket:
         if any(offers):
             fields.append((b"sec-websocket-extensions", ", ".join(filter(None, offers)).encode()))
         fields += [(name.lower(), value) for name, value in headers]
-        self.handshake_request = b"\n".join(name + b": " + value for name, value in fields)
+        # One field per line, as HTTP/1.1 writes them: the reproducer reads both the same way.
+        self.handshake_request = b"HEADERS (extended CONNECT)\r\n" + b"".join(
+            name + b": " + value + b"\r\n" for name, value in fields
+        )
         self.transcript.append(
             f"> CONNECT {target} :protocol websocket, subprotocols {subprotocols}"
         )
@@ -457,9 +460,9 @@ class RawWebSocket:
             raise ServerTimeout(
                 f"the answer to the extended CONNECT did not come within {bound:.1f}s"
             ) from None
-        headers = pipe.stream.head_fields()
-        if 200 <= status < 300:
-            answered = b",".join(_values(headers, b"sec-websocket-extensions"))
+        answer = Handshake(status, pipe.stream.head_fields(), tunnel=True)
+        if answer.accepted:
+            answered = b",".join(answer.header_values(b"sec-websocket-extensions"))
             try:
                 chosen = client_extensions_handshake(
                     [e for e in split_comma_header(answered) if e], list(self._offered)
@@ -467,22 +470,20 @@ class RawWebSocket:
             except (RemoteProtocolError, UnicodeDecodeError) as exc:
                 raise ClientError(f"the server accepted an extension not offered: {exc}") from None
             self._ws = FrameConnection(ConnectionType.CLIENT, extensions=chosen)
-            protocols = _values(headers, b"sec-websocket-protocol")
-            subprotocol = protocols[0].decode("latin-1") if protocols else None
-            accepted = [_extension_name(e) for e in chosen]
-            self.transcript.append(f"< {status} subprotocol {subprotocol!r} extensions {accepted}")
-            return Handshake(
-                status, headers, subprotocol=subprotocol, extensions=accepted, tunnel=True
+            protocol = answer.header(b"sec-websocket-protocol")
+            answer.subprotocol = protocol.decode("latin-1") if protocol is not None else None
+            answer.extensions = [_extension_name(e) for e in chosen]
+            self.transcript.append(
+                f"< {status} subprotocol {answer.subprotocol!r} extensions {answer.extensions}"
             )
-        body, complete = b"", True
+            return answer
         try:
-            response = await pipe.stream.read_response(timeout=bound)
-            body = response.body
+            answer.body = (await pipe.stream.read_response(timeout=bound)).body
         except ClientError:
-            body, complete = pipe.stream.body_since(0), False
-        self._eof = complete
-        self.transcript.append(f"< {status} refusal, body {_describe(body)}")
-        return Handshake(status, headers, body=body, complete=complete, tunnel=True)
+            answer.body, answer.complete = pipe.stream.received_body(), False
+        self._eof = answer.complete
+        self.transcript.append(f"< {status} refusal, body {_describe(answer.body)}")
+        return answer
 
     async def handshake(self, timeout: float | None = None, **request: Any) -> Handshake:
         await self.send_handshake(**request)
@@ -720,8 +721,10 @@ class RawWebSocket:
             if self._eof:
                 self.transcript.append("< end of the connection")
                 raise _EndOfStream(f"the connection ended before {what}")
+            if self._pipe is None or self._ws is None:
+                raise ClientError(f"nothing to read before the handshake was sent ({what})")
             left = deadline - anyio.current_time()
-            if left <= 0 or self._pipe is None or self._ws is None:
+            if left <= 0:
                 raise ServerTimeout(f"{what} did not come within {timeout or 0:.1f}s")
             try:
                 data = await self._pipe.receive(left)
@@ -783,10 +786,6 @@ def _offer(extension: Extension) -> str:
     if isinstance(parameters, bool):
         return extension.name if parameters else ""
     return f"{extension.name}; {parameters}"
-
-
-def _values(headers: Headers, name: bytes) -> list[bytes]:
-    return [value for key, value in headers if key.lower() == name]
 
 
 async def normal_client_roundtrip(
